@@ -1,0 +1,24 @@
+"""Sentence embeddings: model resolution, bundled-model conversion, encoding.
+
+Knows nothing of demands or achievements: it turns texts into L2-normalised
+float32 vectors.  Heavy libraries (torch, sentence-transformers) are imported
+only when a model is first used.
+"""
+
+from embeddings.encoder import (
+    DEFAULT_MODEL,
+    Encoder,
+    EncoderError,
+    SentenceTransformerEncoder,
+    default_cache_dir,
+    get_encoder,
+)
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "Encoder",
+    "EncoderError",
+    "SentenceTransformerEncoder",
+    "default_cache_dir",
+    "get_encoder",
+]

@@ -1,0 +1,339 @@
+"""Domain models (SQLModel): organisations, users, demands, achievements, vectors.
+
+Layered as Base -> Create / Update -> table model -> Public, following the
+full-stack FastAPI/SQLModel template.  Enumerations are stored as plain
+strings so SQLite and PostgreSQL behave the same.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, date, datetime
+from typing import Any
+
+from pydantic import EmailStr, field_validator, model_validator
+from sqlalchemy import JSON, Column, LargeBinary, String, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Labelled(enum.StrEnum):
+    """A string enum whose members carry a Chinese and an English label."""
+
+    def __new__(cls, value: str, zh: str, en: str):
+        obj = str.__new__(cls, value)
+        obj._value_ = value
+        obj.zh = zh  # type: ignore[attr-defined]
+        obj.en = en  # type: ignore[attr-defined]
+        return obj
+
+    def label(self, lang: str = "zh") -> str:
+        return self.en if lang.startswith("en") else self.zh  # type: ignore[attr-defined]
+
+    @classmethod
+    def choices(cls, lang: str = "zh") -> list[tuple[str, str]]:
+        return [(m.value, m.label(lang)) for m in cls]
+
+
+class OrgKind(Labelled):
+    enterprise = "enterprise", "企业", "Enterprise"
+    university = "university", "高校", "University"
+    institute = "institute", "科研院所", "Research institute"
+    transfer_centre = "transfer_centre", "技术转移中心", "Technology transfer centre"
+
+
+class Role(Labelled):
+    enterprise = "enterprise", "企业用户", "Enterprise"
+    institution = "institution", "高校院所用户", "Institution"
+    broker = "broker", "技术经纪人", "Broker"
+    admin = "admin", "管理员", "Administrator"
+
+
+class IndustryChain(Labelled):
+    nonferrous = "nonferrous", "有色金属(铜/稀土/钨)", "Non-ferrous metals"
+    electronics = "electronics", "电子信息", "Electronic information"
+    equipment = "equipment", "装备制造", "Equipment manufacturing"
+    petrochemical = "petrochemical", "石化化工", "Petrochemicals"
+    building_materials = "building_materials", "建材", "Building materials"
+    steel = "steel", "钢铁", "Steel"
+    aviation = "aviation", "航空", "Aviation"
+    new_energy = "new_energy", "新能源(锂电/光伏)", "New energy"
+    food = "food", "食品", "Food"
+    textiles = "textiles", "纺织服装", "Textiles and garments"
+    biomedicine = "biomedicine", "中医药与生物医药", "TCM and biomedicine"
+    furniture = "furniture", "现代家具", "Modern furniture"
+    frontier = "frontier", "前沿领域", "Frontier fields"
+
+
+class CoopMode(Labelled):
+    transfer = "transfer", "技术转让", "Transfer"
+    licence = "licence", "技术许可", "Licence"
+    joint_development = "joint_development", "合作开发", "Joint development"
+    commissioned_development = "commissioned_development", "委托开发", "Commissioned development"
+    consulting = "consulting", "技术咨询/服务", "Consulting"
+    equity = "equity", "作价入股", "Equity"
+
+
+class AchievementKind(Labelled):
+    patent = "patent", "专利", "Patent"
+    paper = "paper", "论文", "Paper"
+    technology = "technology", "技术成果", "Technology"
+    software = "software", "软件", "Software"
+
+
+class Maturity(Labelled):
+    lab = "lab", "实验室阶段", "Laboratory"
+    pilot = "pilot", "中试阶段", "Pilot"
+    small_batch = "small_batch", "小批量生产", "Small batch"
+    mass_production = "mass_production", "产业化", "Mass production"
+
+
+class DemandStatus(Labelled):
+    open = "open", "征集中", "Open"
+    matched = "matched", "已对接", "Matched"
+    closed = "closed", "已关闭", "Closed"
+
+
+class AchievementStatus(Labelled):
+    available = "available", "可转化", "Available"
+    transferred = "transferred", "已转化", "Transferred"
+    withdrawn = "withdrawn", "已撤回", "Withdrawn"
+
+
+class Side(enum.StrEnum):
+    demand = "demand"
+    achievement = "achievement"
+
+    @property
+    def other(self) -> Side:
+        return Side.achievement if self is Side.demand else Side.demand
+
+
+TITLE_MAX = 200
+TEXT_MAX = 20000
+
+
+def _clean_text(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value
+
+
+def _unique(values: list[Any]) -> list[Any]:
+    return list(dict.fromkeys(values))
+
+
+# --- organisations and users -------------------------------------------------
+
+class OrganisationBase(SQLModel):
+    name: str = Field(min_length=2, max_length=200, index=True, unique=True)
+    kind: OrgKind = Field(sa_type=String(32))
+    region: str = Field(default="", max_length=64)
+    description: str = Field(default="", max_length=4000)
+
+
+class Organisation(OrganisationBase, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(sa_type=String(32))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class OrganisationCreate(OrganisationBase):
+    pass
+
+
+class User(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(min_length=3, max_length=64, index=True, unique=True)
+    password_hash: str = Field(max_length=256)
+    role: str = Field(sa_type=String(32))  # a Role value
+    organisation_id: int | None = Field(default=None, foreign_key="organisation.id", index=True)
+    display_name: str = Field(default="", max_length=100)
+    email: str = Field(default="", max_length=200)
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token for the JSON API; only its SHA-256 digest is stored."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    digest: str = Field(max_length=64, index=True, unique=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+
+
+# --- demands -------------------------------------------------------------------
+
+class _Common(SQLModel):
+    title: str = Field(min_length=2, max_length=TITLE_MAX)
+    description: str = Field(min_length=10, max_length=TEXT_MAX)
+    industry_chain: IndustryChain = Field(sa_type=String(32), index=True)
+    technical_field: str = Field(default="", max_length=100)
+    region: str = Field(default="", max_length=64, index=True)
+
+    @field_validator("title", "description", "technical_field", "region", mode="before")
+    @classmethod
+    def _strip(cls, v: Any) -> Any:
+        return _clean_text(v)
+
+
+class DemandBase(_Common):
+    budget_wan: float | None = Field(default=None, ge=0, le=10_000_000)
+    deadline: date | None = None
+    cooperation_modes: list[CoopMode] = Field(default_factory=list, sa_type=JSON)
+    required_trl: int = Field(default=1, ge=1, le=9)
+    status: DemandStatus = Field(default=DemandStatus.open, sa_type=String(16))
+    confidential: bool = False
+    contact_name: str = Field(default="", max_length=64)
+    contact_phone: str = Field(default="", max_length=32)
+    contact_email: str = Field(default="", max_length=200)
+
+    @field_validator("cooperation_modes", mode="after")
+    @classmethod
+    def _dedupe_modes(cls, v: list[CoopMode]) -> list[CoopMode]:
+        return _unique(v)
+
+
+class DemandCreate(DemandBase):
+    organisation_id: int
+
+    @field_validator("contact_email", mode="after")
+    @classmethod
+    def _email(cls, v: str) -> str:
+        return _check_email(v)
+
+
+class DemandUpdate(SQLModel):
+    title: str | None = Field(default=None, min_length=2, max_length=TITLE_MAX)
+    description: str | None = Field(default=None, min_length=10, max_length=TEXT_MAX)
+    industry_chain: IndustryChain | None = None
+    technical_field: str | None = Field(default=None, max_length=100)
+    region: str | None = Field(default=None, max_length=64)
+    budget_wan: float | None = Field(default=None, ge=0, le=10_000_000)
+    deadline: date | None = None
+    cooperation_modes: list[CoopMode] | None = None
+    required_trl: int | None = Field(default=None, ge=1, le=9)
+    status: DemandStatus | None = None
+    confidential: bool | None = None
+    contact_name: str | None = Field(default=None, max_length=64)
+    contact_phone: str | None = Field(default=None, max_length=32)
+    contact_email: str | None = Field(default=None, max_length=200)
+
+
+class Demand(DemandBase, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    cooperation_modes: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    # stored as plain strings; the Create/Update models validate the enumerations
+    industry_chain: str = Field(sa_type=String(32), index=True)
+    status: str = Field(default=DemandStatus.open.value, sa_type=String(16))
+
+
+# --- achievements ----------------------------------------------------------------
+
+class AchievementBase(_Common):
+    kind: AchievementKind = Field(sa_type=String(16))
+    patent_number: str | None = Field(default=None, max_length=64)
+    ipc_codes: list[str] = Field(default_factory=list, sa_type=JSON)
+    trl: int = Field(default=1, ge=1, le=9)
+    maturity: Maturity = Field(default=Maturity.lab, sa_type=String(16))
+    transfer_modes: list[CoopMode] = Field(default_factory=list, sa_type=JSON)
+    asking_price_wan: float | None = Field(default=None, ge=0, le=10_000_000)
+    team: str = Field(default="", max_length=200)
+    status: AchievementStatus = Field(
+        default=AchievementStatus.available, sa_type=String(16)
+    )
+
+    @field_validator("transfer_modes", mode="after")
+    @classmethod
+    def _dedupe_modes(cls, v: list[CoopMode]) -> list[CoopMode]:
+        return _unique(v)
+
+    @field_validator("ipc_codes", mode="after")
+    @classmethod
+    def _ipc(cls, v: list[str]) -> list[str]:
+        codes = _unique([c.strip() for c in v if c and c.strip()])
+        if len(codes) > 20 or any(len(c) > 32 for c in codes):
+            raise ValueError("IPC 分类号最多 20 个, 每个不超过 32 字符 / at most 20 IPC codes of 32 characters")
+        return codes
+
+
+class AchievementCreate(AchievementBase):
+    organisation_id: int
+
+    @model_validator(mode="after")
+    def _patent_number(self) -> AchievementCreate:
+        if self.kind != AchievementKind.patent:
+            self.patent_number = None
+        return self
+
+
+class AchievementUpdate(SQLModel):
+    title: str | None = Field(default=None, min_length=2, max_length=TITLE_MAX)
+    description: str | None = Field(default=None, min_length=10, max_length=TEXT_MAX)
+    industry_chain: IndustryChain | None = None
+    technical_field: str | None = Field(default=None, max_length=100)
+    region: str | None = Field(default=None, max_length=64)
+    kind: AchievementKind | None = None
+    patent_number: str | None = Field(default=None, max_length=64)
+    ipc_codes: list[str] | None = None
+    trl: int | None = Field(default=None, ge=1, le=9)
+    maturity: Maturity | None = None
+    transfer_modes: list[CoopMode] | None = None
+    asking_price_wan: float | None = Field(default=None, ge=0, le=10_000_000)
+    team: str | None = Field(default=None, max_length=200)
+    status: AchievementStatus | None = None
+
+
+class Achievement(AchievementBase, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    ipc_codes: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    transfer_modes: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    industry_chain: str = Field(sa_type=String(32), index=True)
+    kind: str = Field(sa_type=String(16))
+    maturity: str = Field(default=Maturity.lab.value, sa_type=String(16))
+    status: str = Field(default=AchievementStatus.available.value, sa_type=String(16))
+
+
+# --- vectors and index bookkeeping ---------------------------------------------------
+
+class Embedding(SQLModel, table=True):
+    """One passage vector of one record, and the model that made it."""
+
+    __table_args__ = (UniqueConstraint("side", "record_id", "chunk"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    side: str = Field(max_length=16, index=True)
+    record_id: int = Field(index=True)
+    chunk: int = 0
+    model_id: str = Field(max_length=300)
+    text_hash: str = Field(max_length=64)
+    vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class IndexRevision(SQLModel, table=True):
+    """Bumped in the same transaction as every write to a side's records or vectors.
+
+    Each process compares it with the revision its in-memory index was built
+    at, so several workers never serve a stale index.
+    """
+
+    side: str = Field(primary_key=True, max_length=16)
+    revision: int = 0
+
+
+def _check_email(v: str) -> str:
+    if not v:
+        return v
+    from pydantic import TypeAdapter
+
+    TypeAdapter(EmailStr).validate_python(v)
+    return v

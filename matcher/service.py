@@ -1,0 +1,685 @@
+"""The matcher service: writes records with their vectors, keeps indexes, ranks.
+
+One way through: a validated ``...Create`` model comes in, the text is encoded
+*before* anything is written, the record, its vectors and the side's revision
+are committed in one transaction, then the in-memory indexes follow and are
+saved.  A crash at any point leaves the database whole; an index that
+disagrees with the database is rebuilt from the stored vectors on start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete, func
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from matcher import ranking
+from matcher.errors import NotFound, ValidationFailed
+from matcher.index import FaissIndex, Manifest, chunk_id, ids_checksum, make_index, manifest_path
+from matcher.keyword import KeywordIndex, record_tokens
+from matcher.models import (
+    Achievement,
+    AchievementCreate,
+    AchievementStatus,
+    AchievementUpdate,
+    Demand,
+    DemandCreate,
+    DemandStatus,
+    DemandUpdate,
+    Embedding,
+    IndexRevision,
+    Organisation,
+    Side,
+    utcnow,
+)
+from matcher.text import is_chinese, passages, sentences, tokenize
+from matcher.visibility import Viewer
+
+log = logging.getLogger(__name__)
+
+TABLES: dict[Side, type[Demand] | type[Achievement]] = {
+    Side.demand: Demand,
+    Side.achievement: Achievement,
+}
+ACTIVE_STATUS = {Side.demand: DemandStatus.open.value, Side.achievement: AchievementStatus.available.value}
+CANDIDATES = 100  # per retriever, before fusion
+
+
+@dataclass
+class Filters:
+    """Filters on the records being ranked; None means no restriction.
+
+    ``status`` defaults to the active status (open demands, available
+    achievements); pass ``"any"`` to rank every status.
+    """
+
+    industry_chain: str | None = None
+    region: str | None = None
+    min_trl: int | None = None
+    cooperation_mode: str | None = None
+    status: str | None = None
+    organisation_id: int | None = None
+
+
+@dataclass
+class Meta:
+    organisation_id: int
+    confidential: bool
+    status: str
+    industry_chain: str
+    region: str
+    trl: int
+    modes: tuple[str, ...]
+
+
+@dataclass
+class MatchResult:
+    record: Demand | Achievement
+    score: float
+    strength: float
+    good: bool
+    breakdown: dict[str, Any]
+    explanation: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SideState:
+    side: Side
+    vectors: FaissIndex
+    keywords: KeywordIndex = field(default_factory=KeywordIndex)
+    meta: dict[int, Meta] = field(default_factory=dict)
+    revision: int = -1
+
+
+@dataclass
+class RankSettings:
+    fusion: str = "rrf"
+    dense_weight: float = 0.5
+    threshold: float = 0.35  # minimum strength of a "good" match
+    passages: bool = True
+    compatibility: bool = True
+    use_dense: bool = True
+    use_keyword: bool = True
+
+
+def text_hash(title: str, body: str) -> str:
+    return hashlib.sha256(f"{title}\x00{body}".encode()).hexdigest()
+
+
+def _profile(record: Demand | Achievement) -> ranking.Profile:
+    if isinstance(record, Demand):
+        return ranking.Profile(
+            record.industry_chain, record.technical_field or "", record.region or "",
+            record.required_trl, tuple(record.cooperation_modes or ()), record.budget_wan,
+        )
+    return ranking.Profile(
+        record.industry_chain, record.technical_field or "", record.region or "",
+        record.trl, tuple(record.transfer_modes or ()), record.asking_price_wan,
+    )
+
+
+def _meta(record: Demand | Achievement) -> Meta:
+    if isinstance(record, Demand):
+        return Meta(record.organisation_id, bool(record.confidential), str(record.status),
+                    str(record.industry_chain), record.region or "", record.required_trl,
+                    tuple(record.cooperation_modes or ()))
+    return Meta(record.organisation_id, False, str(record.status), str(record.industry_chain),
+                record.region or "", record.trl, tuple(record.transfer_modes or ()))
+
+
+class MatcherService:
+    """Records, vectors, indexes and ranking for both sides.
+
+    Args:
+        engine: the database (source of truth).
+        encoder: an :class:`embeddings.Encoder`.
+        index_dir: where indexes are saved; None keeps them in memory only.
+        backend: vector index backend name.
+        settings: ranking settings.
+    """
+
+    def __init__(self, engine: Engine, encoder, index_dir: Path | None = None, *,
+                 backend: str = "flat", settings: RankSettings | None = None):
+        self.engine = engine
+        self.encoder = encoder
+        self.index_dir = Path(index_dir) if index_dir else None
+        self.backend = backend
+        self.settings = settings or RankSettings()
+        self._states: dict[Side, SideState] = {}
+        self._lock = threading.RLock()
+        self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    # --- texts and vectors ------------------------------------------------------
+
+    def _max_passage_tokens(self) -> int:
+        return max(32, self.encoder.max_tokens - 16)
+
+    def record_passages(self, title: str, body: str) -> list[str]:
+        if not self.settings.passages:
+            return [f"{title}\n{body}".strip()]
+        return passages(title, body, self.encoder.count_tokens, self._max_passage_tokens())
+
+    def _encode_passages(self, items: Sequence[tuple[str, str]], progress: bool = False) -> list[np.ndarray]:
+        texts: list[str] = []
+        bounds = []
+        for title, body in items:
+            ps = self.record_passages(title, body)
+            bounds.append((len(texts), len(texts) + len(ps)))
+            texts.extend(ps)
+        vecs = self.encoder.encode(texts, "passage", progress=progress)
+        return [vecs[a:b] for a, b in bounds]
+
+    def query_vectors(self, title: str, body: str) -> np.ndarray:
+        key = text_hash(title, body)
+        with self._lock:
+            if key in self._query_cache:
+                self._query_cache.move_to_end(key)
+                return self._query_cache[key]
+        vecs = self.encoder.encode(self.record_passages(title, body), "query")
+        with self._lock:
+            self._query_cache[key] = vecs
+            while len(self._query_cache) > 512:
+                self._query_cache.popitem(last=False)
+        return vecs
+
+    # --- index state --------------------------------------------------------------
+
+    def _index_path(self, side: Side) -> Path | None:
+        return self.index_dir / f"{side.value}.faiss" if self.index_dir else None
+
+    @staticmethod
+    def _db_revision(session: Session, side: Side) -> int:
+        row = session.get(IndexRevision, side.value)
+        return row.revision if row else 0
+
+    @staticmethod
+    def _bump(session: Session, side: Side) -> int:
+        row = session.get(IndexRevision, side.value, with_for_update=True)
+        if row is None:
+            row = IndexRevision(side=side.value, revision=0)
+        row.revision += 1
+        session.add(row)
+        return row.revision
+
+    def state(self, side: Side) -> SideState:
+        """The side's indexes, reloaded from the database when another writer moved on."""
+        with self._lock:
+            st = self._states.get(side)
+            with Session(self.engine) as session:
+                rev = self._db_revision(session, side)
+            if st is None or st.revision != rev:
+                st = self._load_side(side)
+                self._states[side] = st
+            return st
+
+    def _stale_vectors(self, session: Session, side: Side) -> list[int]:
+        """Records without current vectors: missing, other model, or text changed."""
+        table = TABLES[side]
+        rows = session.exec(select(table.id, table.title, table.description)).all()
+        have: dict[int, tuple[str, str]] = {}
+        for rid, model_id, th in session.exec(
+            select(Embedding.record_id, Embedding.model_id, Embedding.text_hash).where(
+                Embedding.side == side.value, Embedding.chunk == 0)
+        ).all():
+            have[rid] = (model_id, th)
+        return [
+            rid for rid, title, body in rows
+            if have.get(rid) != (self.encoder.model_id, text_hash(title, body))
+        ]
+
+    def reencode(self, side: Side, record_ids: Sequence[int], progress: bool = False) -> int:
+        """Encode the given records again and store their vectors (one transaction per batch)."""
+        table = TABLES[side]
+        done = 0
+        for start in range(0, len(record_ids), 256):
+            batch = list(record_ids[start : start + 256])
+            with Session(self.engine) as session:
+                records = session.exec(select(table).where(table.id.in_(batch))).all()
+                vecs = self._encode_passages([(r.title, r.description) for r in records], progress)
+                session.exec(delete(Embedding).where(
+                    Embedding.side == side.value, Embedding.record_id.in_(batch)))
+                for r, v in zip(records, vecs, strict=True):
+                    self._add_embeddings(session, side, r, v)
+                self._bump(session, side)
+                session.commit()
+                done += len(records)
+        return done
+
+    def _add_embeddings(self, session: Session, side: Side, record, vecs: np.ndarray) -> None:
+        th = text_hash(record.title, record.description)
+        for i, v in enumerate(vecs):
+            session.add(Embedding(side=side.value, record_id=record.id, chunk=i,
+                                  model_id=self.encoder.model_id, text_hash=th,
+                                  vector=np.asarray(v, dtype=np.float32).tobytes()))
+
+    def _load_side(self, side: Side, *, force_rebuild: bool = False) -> SideState:
+        """Build the side's in-memory state from the database (and a saved index if current)."""
+        with Session(self.engine) as session:
+            stale = self._stale_vectors(session, side)
+        if stale:
+            log.info("re-encoding %d %s records (new, changed or other model)", len(stale), side.value)
+            self.reencode(side, stale, progress=len(stale) > 200)
+        table = TABLES[side]
+        with Session(self.engine) as session:
+            revision = self._db_revision(session, side)
+            records = session.exec(select(table)).all()
+            ids = [r.id for r in records]
+            checksum = ids_checksum(ids)
+            path = self._index_path(side)
+            vectors = None
+            if path is not None and path.exists() and not force_rebuild:
+                manifest = Manifest.read(manifest_path(path))
+                if (manifest and manifest.model_id == self.encoder.model_id
+                        and manifest.checksum == checksum and manifest.revision == revision
+                        and manifest.backend == self.backend):
+                    try:
+                        vectors = FaissIndex.load(path)
+                    except Exception:  # a damaged file is rebuilt, never trusted
+                        vectors = None
+                    if vectors is not None and vectors.ntotal != manifest.count:
+                        vectors = None
+            if vectors is None:
+                vectors = make_index(self.backend, self._dim())
+                rows = session.exec(
+                    select(Embedding.record_id, Embedding.chunk, Embedding.vector).where(
+                        Embedding.side == side.value,
+                        Embedding.model_id == self.encoder.model_id)
+                ).all()
+                if rows:
+                    vectors.add(
+                        np.array([chunk_id(r, c) for r, c, _ in rows], dtype=np.int64),
+                        np.frombuffer(b"".join(v for _, _, v in rows), dtype=np.float32)
+                        .reshape(len(rows), -1),
+                    )
+                if path is not None:
+                    vectors.save(path, self._manifest(side, vectors, checksum, revision, len(ids)))
+        st = SideState(side, vectors, revision=revision)
+        st.keywords.set_many((r.id, record_tokens(r.title, r.description)) for r in records)
+        st.meta = {r.id: _meta(r) for r in records}
+        return st
+
+    def _dim(self) -> int:
+        return self.encoder.dim
+
+    def _manifest(self, side, vectors, checksum, revision, records) -> Manifest:
+        return Manifest(self.encoder.model_id, vectors.dim, vectors.ntotal, records, checksum,
+                        revision, self.backend)
+
+    def rebuild(self, side: Side | None = None) -> dict[str, int]:
+        """Rebuild indexes from the database (re-encoding only stale vectors)."""
+        out = {}
+        for s in [side] if side else list(Side):
+            with self._lock:
+                st = self._load_side(s, force_rebuild=True)
+                self._states[s] = st
+            out[s.value] = st.vectors.ntotal
+        return out
+
+    def verify(self) -> dict[str, dict[str, Any]]:
+        """Compare each saved index with the database; rebuild what disagrees.
+
+        Returns:
+            Per side: records in the database, vectors and records in the index,
+            whether the saved index was current, and whether it was rebuilt.
+        """
+        report: dict[str, dict[str, Any]] = {}
+        for side in Side:
+            table = TABLES[side]
+            with Session(self.engine) as session:
+                ids = session.exec(select(table.id)).all()
+                revision = self._db_revision(session, side)
+                stale = self._stale_vectors(session, side)
+            path = self._index_path(side)
+            manifest = Manifest.read(manifest_path(path)) if path else None
+            current = bool(
+                manifest and not stale and manifest.model_id == self.encoder.model_id
+                and manifest.checksum == ids_checksum(ids) and manifest.revision == revision
+            )
+            with self._lock:
+                st = self._load_side(side, force_rebuild=not current)
+                self._states[side] = st
+            report[side.value] = {
+                "db_records": len(ids),
+                "index_records": len(st.vectors.record_ids()),
+                "index_vectors": st.vectors.ntotal,
+                "stale_vectors": len(stale),
+                "saved_index_current": current,
+                "rebuilt": not current,
+            }
+        return report
+
+    # --- writes ----------------------------------------------------------------------
+
+    def _write(self, side: Side, record, *, new: bool) -> Any:
+        vecs = self._encode_passages([(record.title, record.description)])[0]
+        with Session(self.engine, expire_on_commit=False) as session:
+            if session.get(Organisation, record.organisation_id) is None:
+                raise ValidationFailed({"organisation_id": "机构不存在 / no such organisation"})
+            record.updated_at = utcnow()
+            session.add(record)
+            session.flush()
+            session.exec(delete(Embedding).where(
+                Embedding.side == side.value, Embedding.record_id == record.id))
+            self._add_embeddings(session, side, record, vecs)
+            revision = self._bump(session, side)
+            session.commit()
+            session.refresh(record)
+        self._apply(side, revision, upsert=(record, vecs))
+        return record
+
+    def _apply(self, side: Side, revision: int, *, upsert=None, remove: int | None = None) -> None:
+        with self._lock:
+            st = self._states.get(side)
+            if st is None or st.revision != revision - 1:
+                self._states.pop(side, None)  # another writer moved on: reload on next use
+                return
+            if upsert is not None:
+                record, vecs = upsert
+                st.vectors.remove_records([record.id])
+                st.vectors.add(np.array([chunk_id(record.id, i) for i in range(len(vecs))]), vecs)
+                st.keywords.set(record.id, record_tokens(record.title, record.description))
+                st.meta[record.id] = _meta(record)
+            if remove is not None:
+                st.vectors.remove_records([remove])
+                st.keywords.remove(remove)
+                st.meta.pop(remove, None)
+            st.revision = revision
+            path = self._index_path(side)
+            if path is not None:
+                st.vectors.save(path, self._manifest(side, st.vectors, ids_checksum(st.meta),
+                                                     revision, len(st.meta)))
+
+    def create_demand(self, *, data: DemandCreate) -> Demand:
+        """Store a new demand with its vectors and index it."""
+        return self._write(Side.demand, Demand.model_validate(data.model_dump(mode="json")), new=True)
+
+    def create_achievement(self, *, data: AchievementCreate) -> Achievement:
+        """Store a new achievement with its vectors and index it."""
+        return self._write(Side.achievement,
+                           Achievement.model_validate(data.model_dump(mode="json")), new=True)
+
+    def _update(self, side: Side, record_id: int, data) -> Any:
+        table = TABLES[side]
+        with Session(self.engine, expire_on_commit=False) as session:
+            record = session.get(table, record_id)
+            if record is None:
+                raise NotFound(f"{side.value} {record_id} not found")
+        changes = data.model_dump(mode="json", exclude_unset=True)
+        merged = {**record.model_dump(mode="json"), **changes}
+        create_model = DemandCreate if side is Side.demand else AchievementCreate
+        from pydantic import ValidationError
+
+        try:
+            create_model.model_validate(merged)
+        except ValidationError as exc:
+            raise ValidationFailed(validation_errors(exc)) from exc
+        for key, value in changes.items():
+            setattr(record, key, value)
+        return self._write(side, record, new=False)
+
+    def update_demand(self, demand_id: int, *, data: DemandUpdate) -> Demand:
+        return self._update(Side.demand, demand_id, data)
+
+    def update_achievement(self, achievement_id: int, *, data: AchievementUpdate) -> Achievement:
+        return self._update(Side.achievement, achievement_id, data)
+
+    def delete(self, side: Side, record_id: int) -> None:
+        """Delete a record and its vectors."""
+        table = TABLES[side]
+        with Session(self.engine) as session:
+            record = session.get(table, record_id)
+            if record is None:
+                raise NotFound(f"{side.value} {record_id} not found")
+            session.exec(delete(Embedding).where(
+                Embedding.side == side.value, Embedding.record_id == record_id))
+            session.delete(record)
+            revision = self._bump(session, side)
+            session.commit()
+        self._apply(side, revision, remove=record_id)
+
+    def bulk_create(self, side: Side, items: Sequence[DemandCreate | AchievementCreate], *,
+                    progress: bool = False, batch_size: int = 256) -> list[int]:
+        """Create many records (seeds, evaluation corpora) in batches, then index once."""
+        table = TABLES[side]
+        ids: list[int] = []
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(items), desc=f"encode {side.value}s", unit="rec")
+        for start in range(0, len(items), batch_size):
+            chunk = items[start : start + batch_size]
+            vecs = self._encode_passages([(d.title, d.description) for d in chunk])
+            with Session(self.engine, expire_on_commit=False) as session:
+                records = [table.model_validate(d.model_dump(mode="json")) for d in chunk]
+                session.add_all(records)
+                session.flush()
+                for r, v in zip(records, vecs, strict=True):
+                    self._add_embeddings(session, side, r, v)
+                self._bump(session, side)
+                session.commit()
+                ids.extend(r.id for r in records)
+            if bar:
+                bar.update(len(chunk))
+        if bar:
+            bar.close()
+        with self._lock:
+            self._states.pop(side, None)
+        self.state(side)
+        return ids
+
+    # --- reads -----------------------------------------------------------------------
+
+    def get(self, side: Side, record_id: int, viewer: Viewer | None = None):
+        """A record by id; NotFound for records the viewer may not see."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            record = session.get(TABLES[side], record_id)
+        if record is None or (side is Side.demand and viewer is not None
+                              and not viewer.can_see_demand(record)):
+            raise NotFound(f"{side.value} {record_id} not found")
+        return record
+
+    def count(self, side: Side) -> int:
+        with Session(self.engine) as session:
+            return session.exec(select(func.count()).select_from(TABLES[side])).one()
+
+    def _allowed(self, st: SideState, filters: Filters, viewer: Viewer) -> set[int] | None:
+        status = filters.status or ACTIVE_STATUS[st.side]
+        checks = []
+        if status != "any":
+            checks.append(lambda m: m.status == status)
+        if filters.industry_chain:
+            checks.append(lambda m: m.industry_chain == filters.industry_chain)
+        if filters.region:
+            checks.append(lambda m: m.region == filters.region)
+        if filters.min_trl:
+            checks.append(lambda m: m.trl >= filters.min_trl)
+        if filters.cooperation_mode:
+            checks.append(lambda m: filters.cooperation_mode in m.modes)
+        if filters.organisation_id:
+            checks.append(lambda m: m.organisation_id == filters.organisation_id)
+        if st.side is Side.demand and not viewer.is_broker:
+            checks.append(lambda m: not m.confidential or m.organisation_id == viewer.organisation_id)
+        if not checks:
+            return None
+        allowed = {rid for rid, m in st.meta.items() if all(c(m) for c in checks)}
+        if len(allowed) == len(st.meta):
+            return None
+        return allowed
+
+    def rank(self, *, title: str, body: str, target: Side, k: int = 10,
+             profile: ranking.Profile | None = None, query_side: Side | None = None,
+             filters: Filters | None = None, viewer: Viewer | None = None,
+             explain: bool = True) -> list[MatchResult]:
+        """Rank records of ``target`` for a query text (and its structured profile).
+
+        Args:
+            title, body: the query's text (a record's title and description, or free text).
+            target: the side to rank.
+            k: how many results at most.
+            profile: the query record's structured fields (compatibility checks).
+            query_side: the side the query record is on, if it is a record.
+            filters: restrictions on the ranked records.
+            viewer: who asks (confidential demands); None means the system.
+            explain: build the explanation of each result.
+        """
+        k = max(1, min(int(k), 200))
+        viewer = viewer or Viewer.internal()
+        st = self.state(target)
+        allowed = self._allowed(st, filters or Filters(), viewer)
+        if allowed is not None and not allowed:
+            return []
+        n = max(CANDIDATES, k)
+        s = self.settings
+        qtokens = tokenize(title) * 2 + tokenize(body)
+        dense = st.vectors.search(self.query_vectors(title, body), n, allowed) if s.use_dense else {}
+        kw = st.keywords.search(qtokens, n, allowed) if s.use_keyword else {}
+        self_score = self._self_score(st, qtokens)
+        if s.use_dense and s.use_keyword:
+            fused = ranking.fuse(dense, kw, method=s.fusion, dense_weight=s.dense_weight,
+                                 keyword_self_score=self_score)
+        else:
+            fused = ranking.fuse(dense, kw, method="minmax", dense_weight=1.0 if s.use_dense else 0.0)
+        targets = self._fetch(target, [x.record_id for x in fused])
+        for x in fused:
+            checks = []
+            if s.compatibility and profile is not None and x.record_id in targets:
+                other = _profile(targets[x.record_id])
+                if target is Side.achievement:
+                    checks = ranking.compatibility(profile, other)
+                else:
+                    checks = ranking.compatibility(other, profile)
+            ranking.apply_compatibility(x, checks)
+        fused = [x for x in fused if x.record_id in targets]
+        fused.sort(key=lambda x: (-x.score, x.record_id))
+        results = []
+        for x in fused[:k]:
+            strength = self.strength(x, self_score)
+            result = MatchResult(targets[x.record_id], x.score, strength, strength >= s.threshold,
+                                 {**x.breakdown(), "strength": round(strength, 4)})
+            if explain:
+                result.explanation = self.explain(title, body, targets[x.record_id], st, x)
+            results.append(result)
+        return results
+
+    def strength(self, x: ranking.Scored, self_score: float) -> float:
+        """How strong a match is on an absolute 0..1 scale (the "good match" threshold)."""
+        ds = ranking.dense_strength(x.dense) if x.dense is not None else 0.0
+        ks = ranking.keyword_strength(x.keyword or 0.0, self_score)
+        return 0.5 * ds + 0.5 * ks
+
+    @staticmethod
+    def _self_score(st: SideState, qtokens: list[str]) -> float:
+        """The BM25 a document made of the query's own tokens would get (upper anchor)."""
+        if not qtokens:
+            return 0.0
+        counts: dict[str, int] = {}
+        for t in qtokens:
+            counts[t] = counts.get(t, 0) + 1
+        k1 = st.keywords.k1
+        return sum(st.keywords.idf(t) * (c * (k1 + 1)) / (c + k1) for t, c in counts.items())
+
+    def _fetch(self, side: Side, ids: Iterable[int]) -> dict[int, Any]:
+        ids = list(ids)
+        if not ids:
+            return {}
+        table = TABLES[side]
+        with Session(self.engine, expire_on_commit=False) as session:
+            rows = session.exec(select(table).where(table.id.in_(ids))).all()
+        return {r.id: r for r in rows}
+
+    def match_record(self, record: Demand | Achievement, *, k: int = 10,
+                     filters: Filters | None = None, viewer: Viewer | None = None,
+                     explain: bool = True) -> list[MatchResult]:
+        """Rank the other side for a record (stored or not: evaluation uses unsaved ones)."""
+        side = Side.demand if isinstance(record, Demand) else Side.achievement
+        return self.rank(title=record.title, body=record.description, target=side.other, k=k,
+                         profile=_profile(record), query_side=side, filters=filters,
+                         viewer=viewer, explain=explain)
+
+    def match_demand(self, demand_id: int, k: int = 10, *, filters: Filters | None = None,
+                     viewer: Viewer | None = None, explain: bool = True) -> list[MatchResult]:
+        """Best achievements for a demand."""
+        demand = self.get(Side.demand, demand_id, viewer)
+        return self.match_record(demand, k=k, filters=filters, viewer=viewer, explain=explain)
+
+    def match_achievement(self, achievement_id: int, k: int = 10, *,
+                          filters: Filters | None = None, viewer: Viewer | None = None,
+                          explain: bool = True) -> list[MatchResult]:
+        """Best demands for an achievement (confidential ones only for those who may see them)."""
+        achievement = self.get(Side.achievement, achievement_id, viewer)
+        return self.match_record(achievement, k=k, filters=filters, viewer=viewer, explain=explain)
+
+    def search(self, text: str, side: Side, k: int = 10, *, filters: Filters | None = None,
+               viewer: Viewer | None = None, explain: bool = False) -> list[MatchResult]:
+        """Free-text search of one side."""
+        text = (text or "").strip()
+        if not text:
+            raise ValidationFailed({"q": "请输入检索内容 / enter something to search for"})
+        return self.rank(title="", body=text, target=side, k=k, filters=filters,
+                         viewer=viewer, explain=explain)
+
+    # --- explanations ------------------------------------------------------------------
+
+    def explain(self, title: str, body: str, record, st: SideState, x: ranking.Scored) -> dict[str, Any]:
+        """Shared key terms, the best-matching sentence pair, and the checks."""
+        q_tokens = set(tokenize(f"{title} {body}"))
+        r_tokens = set(tokenize(f"{record.title} {record.description}"))
+        shared = sorted(
+            (t for t in q_tokens & r_tokens if not t.replace(".", "").isdigit() and len(t) > 1),
+            key=lambda t: (-st.keywords.idf(t), t),
+        )
+        shared = [t for t in shared if not any(t != o and t in o for o in shared)][:10]
+        pair = self._best_pair(f"{title}。{body}" if title else body,
+                               f"{record.title}。{record.description}", st)
+        return {
+            "shared_terms": shared,
+            "best_pair": pair,
+            "checks": [c.as_dict() for c in x.checks],
+            "passed": [c.name for c in x.checks if c.passed],
+            "failed": [c.name for c in x.checks if c.passed is False],
+        }
+
+    def _best_pair(self, left: str, right: str, st: SideState) -> dict[str, Any] | None:
+        ls, rs = sentences(left)[:40], sentences(right)[:40]
+        if not ls or not rs:
+            return None
+        lt = [set(tokenize(s)) for s in ls]
+        rt = [set(tokenize(s)) for s in rs]
+        best, best_score = None, 0.0
+        if is_chinese(left) != is_chinese(right):
+            lt = []  # other languages: shared words are incidental (model numbers, units)
+        for i, a in enumerate(lt):
+            for j, b in enumerate(rt):
+                score = sum(st.keywords.idf(t) for t in a & b)
+                if score > best_score:
+                    best, best_score = (i, j), score
+        if best is not None:
+            return {"query": ls[best[0]], "record": rs[best[1]], "method": "keywords",
+                    "score": round(best_score, 3)}
+        # No shared words (often another language): compare the sentences' meanings.
+        lv = self.encoder.encode(ls[:12], "query")
+        rv = self.encoder.encode(rs[:12], "passage")
+        sims = lv @ rv.T
+        i, j = np.unravel_index(int(np.argmax(sims)), sims.shape)
+        return {"query": ls[i], "record": rs[j], "method": "semantic",
+                "score": round(float(sims[i, j]), 4)}
+
+
+def validation_errors(exc) -> dict[str, str]:
+    """Pydantic errors as ``{field: message}`` (first message per field)."""
+    out: dict[str, str] = {}
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err.get("loc", ()) if not isinstance(p, int)) or "_"
+        out.setdefault(loc, err.get("msg", "invalid"))
+    return out

@@ -1,0 +1,43 @@
+"""The matcher service, registered on the app (database, encoder, indexes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask, current_app
+
+from matcher.db import make_engine, sqlite_url
+from matcher.service import MatcherService, RankSettings
+
+
+def init_app(app: Flask) -> None:
+    """Create the engine and the service; nothing heavy is loaded until first use."""
+    url = app.config["DATABASE_URL"] or sqlite_url(Path(app.instance_path))
+    app.config["DATABASE_URL"] = url
+    engine = make_engine(url)
+    from embeddings import get_encoder
+
+    cache = app.config.get("CACHE_DIR")
+    encoder = get_encoder(app.config["EMBEDDING_MODEL"], Path(cache) if cache else None)
+    settings = RankSettings(
+        fusion=app.config["FUSION"],
+        dense_weight=float(app.config["DENSE_WEIGHT"]),
+        threshold=float(app.config["MATCH_THRESHOLD"]),
+    )
+    index_dir = Path(app.instance_path) / "index" / _slug(app.config["EMBEDDING_MODEL"])
+    service = MatcherService(engine, encoder, index_dir, backend=app.config["INDEX_BACKEND"],
+                             settings=settings)
+    app.extensions["techmatch.engine"] = engine
+    app.extensions["techmatch.matcher"] = service
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)[-80:]
+
+
+def matcher() -> MatcherService:
+    return current_app.extensions["techmatch.matcher"]
+
+
+def engine():
+    return current_app.extensions["techmatch.engine"]
