@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from matcher.models import CoopMode
+from matcher.text import tokenize
+
 JIANGXI_CITIES = frozenset(
     "南昌市 赣州市 九江市 景德镇市 萍乡市 新余市 鹰潭市 宜春市 上饶市 吉安市 抚州市".split()
 )
@@ -153,7 +156,7 @@ def compatibility(demand: Profile, achievement: Profile) -> list[Check]:
             "same industry chain" if same else "different industry chains")
     if demand.technical_field and achievement.technical_field:
         a, b = demand.technical_field, achievement.technical_field
-        overlap = a == b or bool(set(a) & set(b) - set("技术工艺材料"))
+        overlap = a == b or bool(set(tokenize(a)) & set(tokenize(b)))
         add("technical_field", overlap, 1.0 if overlap else 0.0, 1.0,
             f"技术领域: {a} / {b}", f"technical fields: {a} / {b}")
     if demand.trl is not None and achievement.trl is not None:
@@ -163,10 +166,10 @@ def compatibility(demand: Profile, achievement: Profile) -> list[Check]:
             f"成熟度 TRL {achievement.trl} {'满足' if gap <= 0 else '低于'}需求 TRL {demand.trl}",
             f"TRL {achievement.trl} {'meets' if gap <= 0 else 'is below'} required TRL {demand.trl}")
     if demand.modes and achievement.modes:
-        common = sorted(set(demand.modes) & set(achievement.modes))
+        common = [m for m in CoopMode if m.value in set(demand.modes) & set(achievement.modes)]
         add("cooperation_mode", bool(common), 1.0 if common else 0.0, 1.0,
-            ("合作方式一致: " + "、".join(common)) if common else "合作方式不一致",
-            ("cooperation modes in common: " + ", ".join(common)) if common
+            ("合作方式一致: " + "、".join(m.zh for m in common)) if common else "合作方式不一致",
+            ("cooperation modes in common: " + ", ".join(m.en for m in common)) if common
             else "no cooperation mode in common")
     if demand.region and achievement.region:
         if demand.region == achievement.region:

@@ -489,6 +489,49 @@ class MatcherService:
             raise NotFound(f"{side.value} {record_id} not found")
         return record
 
+    def list_records(self, side: Side, *, viewer: Viewer | None = None,
+                     filters: Filters | None = None, page: int = 1,
+                     per_page: int = 20) -> tuple[list[Any], int]:
+        """A page of records, newest first, with the filters and the viewer's visibility.
+
+        Unlike ranking, lists show every status unless ``filters.status`` is set.
+
+        Returns:
+            The page's records and the total number of matching records.
+        """
+        viewer = viewer or Viewer.internal()
+        f = filters or Filters()
+        table = TABLES[side]
+        conds = []
+        if f.status and f.status != "any":
+            conds.append(table.status == f.status)
+        if f.industry_chain:
+            conds.append(table.industry_chain == f.industry_chain)
+        if f.region:
+            conds.append(table.region == f.region)
+        if f.organisation_id:
+            conds.append(table.organisation_id == f.organisation_id)
+        if f.min_trl:
+            conds.append((table.required_trl if side is Side.demand else table.trl) >= f.min_trl)
+        if side is Side.demand and not viewer.is_broker:
+            if viewer.organisation_id is None:
+                conds.append(table.confidential == False)  # noqa: E712 - SQL expression
+            else:
+                conds.append((table.confidential == False)  # noqa: E712
+                             | (table.organisation_id == viewer.organisation_id))
+        page, per_page = max(1, int(page)), max(1, min(int(per_page), 100))
+        query = select(table).where(*conds).order_by(table.id.desc())
+        with Session(self.engine, expire_on_commit=False) as session:
+            if not f.cooperation_mode:
+                total = session.exec(select(func.count()).select_from(table).where(*conds)).one()
+                rows = session.exec(query.offset((page - 1) * per_page).limit(per_page)).all()
+                return list(rows), total
+            # JSON list column: filtered here, the same way on every database
+            key = "cooperation_modes" if side is Side.demand else "transfer_modes"
+            rows = [r for r in session.exec(query).all()
+                    if f.cooperation_mode in (getattr(r, key) or [])]
+        return rows[(page - 1) * per_page : page * per_page], len(rows)
+
     def count(self, side: Side) -> int:
         with Session(self.engine) as session:
             return session.exec(select(func.count()).select_from(TABLES[side])).one()

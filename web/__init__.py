@@ -27,9 +27,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     Environment: every ``TECHMATCH_<KEY>`` sets ``<KEY>``; ``DATABASE_URL``,
     ``EMBEDDING_MODEL`` and ``SECRET_KEY`` are read without the prefix too.
-    ``TECHMATCH_INSTANCE`` chooses the instance folder.
+    ``TECHMATCH_INSTANCE`` (or ``INSTANCE_PATH`` in ``test_config``) chooses the
+    instance folder.
     """
-    instance = os.environ.get("TECHMATCH_INSTANCE")
+    instance = (test_config or {}).get("INSTANCE_PATH") or os.environ.get("TECHMATCH_INSTANCE")
     app = Flask(__name__, instance_path=str(Path(instance).resolve()) if instance else None,
                 instance_relative_config=True)
     app.config.from_mapping(DEFAULTS)
@@ -49,9 +50,18 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             )
         app.config["SECRET_KEY"] = "dev-only-insecure-key"
 
-    from web import extensions
+    from web import extensions, security
 
     extensions.init_app(app)
+    security.init_app(app)
+
+    from web.api.routes import bp as api_bp
+    from web.auth.routes import bp as auth_bp
+    from web.main.routes import bp as main_bp
+
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(main_bp)
+    app.register_blueprint(api_bp)
 
     from web.cli import register_commands
 
