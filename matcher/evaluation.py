@@ -129,7 +129,7 @@ def run_queries(service: MatcherService, id_map: dict[int, str], queries: list[Q
         iterator = tqdm(queries, desc="match queries", unit="q")
     for q in iterator:
         results = service.rank(title=q.title, body=q.text, target=Side.achievement, k=k,
-                               explain=False)
+                               explain=False, prompt=service.settings.record_prompt)
         run[q.qid] = {id_map[r.record.id]: float(len(results) - i)
                       for i, r in enumerate(results)}
     return run

@@ -110,6 +110,11 @@ class RankSettings:
     compatibility: bool = True
     use_dense: bool = True
     use_keyword: bool = True
+    # Prompt for a whole record matched against the other side.  Record-to-record
+    # matching is symmetric (a description against descriptions): on jishu51 dev the
+    # passage prompt on both sides beat "query: " (dense nDCG@10 0.315 vs 0.262,
+    # Recall@100 0.93 vs 0.75).  Free-text search always uses the query prompt.
+    record_prompt: str = "passage"
 
 
 def text_hash(title: str, body: str) -> str:
@@ -179,13 +184,13 @@ class MatcherService:
         vecs = self.encoder.encode(texts, "passage", progress=progress)
         return [vecs[a:b] for a, b in bounds]
 
-    def query_vectors(self, title: str, body: str) -> np.ndarray:
-        key = text_hash(title, body)
+    def query_vectors(self, title: str, body: str, kind: str = "query") -> np.ndarray:
+        key = kind + text_hash(title, body)
         with self._lock:
             if key in self._query_cache:
                 self._query_cache.move_to_end(key)
                 return self._query_cache[key]
-        vecs = self.encoder.encode(self.record_passages(title, body), "query")
+        vecs = self.encoder.encode(self.record_passages(title, body), kind)
         with self._lock:
             self._query_cache[key] = vecs
             while len(self._query_cache) > 512:
@@ -563,7 +568,7 @@ class MatcherService:
     def rank(self, *, title: str, body: str, target: Side, k: int = 10,
              profile: ranking.Profile | None = None, query_side: Side | None = None,
              filters: Filters | None = None, viewer: Viewer | None = None,
-             explain: bool = True) -> list[MatchResult]:
+             explain: bool = True, prompt: str = "query") -> list[MatchResult]:
         """Rank records of ``target`` for a query text (and its structured profile).
 
         Args:
@@ -575,6 +580,7 @@ class MatcherService:
             filters: restrictions on the ranked records.
             viewer: who asks (confidential demands); None means the system.
             explain: build the explanation of each result.
+            prompt: the encoder prompt for the query text ("query" or "passage").
         """
         k = max(1, min(int(k), 200))
         viewer = viewer or Viewer.internal()
@@ -585,7 +591,8 @@ class MatcherService:
         n = max(CANDIDATES, k)
         s = self.settings
         qtokens = tokenize(title) * 2 + tokenize(body)
-        dense = st.vectors.search(self.query_vectors(title, body), n, allowed) if s.use_dense else {}
+        dense = (st.vectors.search(self.query_vectors(title, body, prompt), n, allowed)
+                 if s.use_dense else {})
         kw = st.keywords.search(qtokens, n, allowed) if s.use_keyword else {}
         self_score = self._self_score(st, qtokens)
         if s.use_dense and s.use_keyword:
@@ -648,7 +655,7 @@ class MatcherService:
         side = Side.demand if isinstance(record, Demand) else Side.achievement
         return self.rank(title=record.title, body=record.description, target=side.other, k=k,
                          profile=_profile(record), query_side=side, filters=filters,
-                         viewer=viewer, explain=explain)
+                         viewer=viewer, explain=explain, prompt=self.settings.record_prompt)
 
     def match_demand(self, demand_id: int, k: int = 10, *, filters: Filters | None = None,
                      viewer: Viewer | None = None, explain: bool = True) -> list[MatchResult]:

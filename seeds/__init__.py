@@ -91,11 +91,14 @@ def create_demo_accounts(engine) -> list[str]:
                                .order_by(Organisation.id)).first()
             return org.id if org else None
 
+        centre = session.exec(select(Organisation).where(
+            Organisation.name == DEMO_BROKER_ORG["name"])).first()
+        broker_org = centre.id if centre else first(OrgKind.transfer_centre)
         plan = [
             ("enterprise-demo", Role.enterprise, first(OrgKind.enterprise), "示例企业用户"),
             ("institution-demo", Role.institution,
              first(OrgKind.university) or first(OrgKind.institute), "示例高校用户"),
-            ("broker-demo", Role.broker, first(OrgKind.transfer_centre), "示例技术经纪人"),
+            ("broker-demo", Role.broker, broker_org, "示例技术经纪人"),
             ("admin-demo", Role.admin, None, "示例管理员"),
         ]
         for username, role, org_id, name in plan:
