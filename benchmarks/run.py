@@ -17,7 +17,6 @@ import argparse
 import gc
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -100,7 +99,6 @@ def _child_index(kind: str, n: int, queries: int, k: int) -> dict:
     before = rss_mb()
     data = _unit(rng, n)
     q = _unit(rng, queries)
-    after_data = rss_mb()
     t = time.perf_counter()
     if kind == "faiss":
         from matcher.index import CHUNK_SLOTS, FaissIndex
@@ -128,8 +126,7 @@ def _child_index(kind: str, n: int, queries: int, k: int) -> dict:
         search(v)
         lat.append((time.perf_counter() - t) * 1000)
     return {"build_s": build, "p50_ms": pct(lat, 50), "p95_ms": pct(lat, 95),
-            "rss_mb": rss_mb() - before - (after_data - before) * 0, "rss_total_mb": rss_mb(),
-            "base_mb": before}
+            "rss_total_mb": rss_mb(), "base_mb": before}
 
 
 def bench_index(sizes: list[int], queries: int = 50, k: int = 10) -> dict:
@@ -141,8 +138,9 @@ def bench_index(sizes: list[int], queries: int = 50, k: int = 10) -> dict:
     for n in sizes:
         res = {}
         for kind in ("numpy", "faiss"):
-            code = ("import json,sys; sys.path.insert(0, %r); from benchmarks.run import _child_index; "
-                    "print(json.dumps(_child_index(%r, %d, %d, %d)))" % (str(ROOT), kind, n, queries, k))
+            code = (f"import json,sys; sys.path.insert(0, {str(ROOT)!r}); "
+                    "from benchmarks.run import _child_index; "
+                    f"print(json.dumps(_child_index({kind!r}, {n}, {queries}, {k})))")
             proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
             res[kind] = json.loads(proc.stdout.strip().splitlines()[-1])
             res[kind]["rss_mb"] = res[kind]["rss_total_mb"] - res[kind]["base_mb"]
