@@ -157,11 +157,13 @@ def write_trec(run: dict[str, dict[str, float]], out: Path, tag: str = "techmatc
 
 
 ABLATIONS: tuple[tuple[str, dict], ...] = (
-    ("dense only", {"use_keyword": False}),
-    ("keyword (BM25) only", {"use_dense": False}),
-    ("fusion (RRF, equal weights)", {"fusion": "rrf", "dense_weight": 0.5}),
-    ("fusion (chosen weights)", {}),
-    ("+ compatibility", {"compatibility": True}),
+    ("dense only (first passage)", {"use_keyword": False, "passages": False, "compatibility": False}),
+    ("keyword (BM25) only", {"use_dense": False, "passages": False, "compatibility": False}),
+    ("fusion: RRF, equal weights", {"fusion": "rrf", "dense_weight": 0.5, "passages": False,
+                                    "compatibility": False}),
+    ("fusion: chosen (language-standardised, weighted)", {"passages": False, "compatibility": False}),
+    ("+ compatibility", {"passages": False, "compatibility": True}),
+    ("+ passages (full pipeline)", {"passages": True, "compatibility": True}),
 )
 
 

@@ -61,7 +61,8 @@ class VectorIndex(Protocol):
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None: ...
     def remove_records(self, record_ids: Iterable[int]) -> int: ...
     def search(
-        self, queries: np.ndarray, k: int, allowed_records: Iterable[int] | None = None
+        self, queries: np.ndarray, k: int, allowed_records: Iterable[int] | None = None,
+        first_passage_only: bool = False,
     ) -> dict[int, float]: ...
     def record_ids(self) -> set[int]: ...
     def save(self, path: Path, manifest: Manifest) -> None: ...
@@ -113,22 +114,29 @@ class FaissIndex:
         return removed
 
     def search(
-        self, queries: np.ndarray, k: int, allowed_records: Iterable[int] | None = None
+        self, queries: np.ndarray, k: int, allowed_records: Iterable[int] | None = None,
+        first_passage_only: bool = False,
     ) -> dict[int, float]:
         """Best records for any of the query vectors: ``{record_id: best inner product}``.
 
         Records are ranked by their best passage against their best query
         vector.  With ``allowed_records`` only those records are searched, so a
         filter never cuts the answer below ``k`` when ``k`` such records exist.
+        ``first_passage_only`` ignores later passages (the ablation baseline).
         """
         queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
         with self._lock:
             if self.ntotal == 0 or k <= 0:
                 return {}
             params = None
-            if allowed_records is not None:
+            if allowed_records is not None or first_passage_only:
                 ids = self._ids()
-                keep = ids[np.isin(ids // CHUNK_SLOTS, np.fromiter(allowed_records, dtype=np.int64))]
+                keep = ids
+                if allowed_records is not None:
+                    keep = keep[np.isin(keep // CHUNK_SLOTS,
+                                        np.fromiter(allowed_records, dtype=np.int64))]
+                if first_passage_only:
+                    keep = keep[keep % CHUNK_SLOTS == 0]
                 if keep.size == 0:
                     return {}
                 params = self._faiss.SearchParameters(sel=self._faiss.IDSelectorBatch(keep))
@@ -149,6 +157,36 @@ class FaissIndex:
                 if len(best) >= k or fetch >= total:
                     return dict(sorted(best.items(), key=lambda kv: -kv[1])[:k])
                 fetch = min(total, fetch * 4)
+
+    def all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every stored vector with its FAISS id: ``(ids, vectors)``."""
+        with self._lock:
+            n = self.ntotal
+            if n == 0:
+                return np.zeros(0, dtype=np.int64), np.zeros((0, self.dim), dtype=np.float32)
+            return self._ids(), self._index.index.reconstruct_n(0, n)
+
+    def scores_for(self, queries: np.ndarray, record_ids: Iterable[int],
+                   first_passage_only: bool = False) -> dict[int, float]:
+        """Exact best inner product of each given record (any passage, any query vector)."""
+        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
+        wanted = np.fromiter(record_ids, dtype=np.int64)
+        with self._lock:
+            if wanted.size == 0 or self.ntotal == 0:
+                return {}
+            ids = self._ids()
+            chunks = ids[np.isin(ids // CHUNK_SLOTS, wanted)]
+            if first_passage_only:
+                chunks = chunks[chunks % CHUNK_SLOTS == 0]
+            if chunks.size == 0:
+                return {}
+            vecs = np.vstack([self._index.reconstruct(int(c)) for c in chunks])
+        best = (vecs @ queries.T).max(axis=1)
+        out: dict[int, float] = {}
+        for c, s in zip((chunks // CHUNK_SLOTS).tolist(), best.tolist(), strict=True):
+            if s > out.get(c, -np.inf):
+                out[c] = s
+        return out
 
     def save(self, path: Path, manifest: Manifest) -> None:
         """Write index then manifest, each atomically (temp file, then rename)."""

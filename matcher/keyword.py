@@ -33,6 +33,7 @@ class KeywordIndex:
         self._model = None
         self._ids: np.ndarray = np.zeros(0, dtype=np.int64)
         self._df: Counter[str] = Counter()
+        self._pos: dict[int, int] = {}
 
     def __len__(self) -> int:
         return len(self._tokens)
@@ -74,6 +75,7 @@ class KeywordIndex:
                 model.index(docs, show_progress=False)
             self._df = Counter(t for doc in docs for t in set(doc))
             self._ids = ids
+            self._pos = {int(rid): i for i, rid in enumerate(ids.tolist())}
             self._model = model
         return self._model
 
@@ -86,22 +88,37 @@ class KeywordIndex:
                 return 0.0
             return math.log(1 + (n - df + 0.5) / (df + 0.5))
 
-    def search(
-        self, tokens: list[str], k: int, allowed_records: Iterable[int] | None = None
-    ) -> dict[int, float]:
-        """Top ``k`` records by BM25 score (only those scoring above zero)."""
+    def score_all(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """BM25 of every record: ``(record ids, scores)``, aligned."""
         with self._lock:
             model = self._ensure()
-            if not len(self._ids) or not tokens or k <= 0:
-                return {}
-            ids = [t for t in model.get_tokens_ids(tokens)]
-            if not ids:
-                return {}
-            scores = model.get_scores(ids)
-            if allowed_records is not None:
-                mask = np.isin(self._ids, np.fromiter(allowed_records, dtype=np.int64))
-                scores = np.where(mask, scores, 0.0)
-            k = min(k, len(scores))
-            top = np.argpartition(-scores, k - 1)[:k]
-            top = top[np.argsort(-scores[top])]
-            return {int(self._ids[i]): float(scores[i]) for i in top if scores[i] > 0}
+            ids = self._ids
+            token_ids = model.get_tokens_ids(tokens) if len(ids) and tokens else []
+            if not token_ids:
+                return ids, np.zeros(len(ids), dtype=np.float32)
+            return ids, model.get_scores(token_ids)
+
+    def score_of(self, scored: tuple[np.ndarray, np.ndarray], record_id: int) -> float:
+        """One record's score in a :meth:`score_all` result (0 if it has none)."""
+        i = self._pos.get(record_id)
+        ids, scores = scored
+        return float(scores[i]) if i is not None and i < len(ids) and ids[i] == record_id else 0.0
+
+    def search(
+        self, tokens: list[str], k: int, allowed_records: Iterable[int] | None = None,
+        scored: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> dict[int, float]:
+        """Top ``k`` records by BM25 score (only those scoring above zero).
+
+        ``scored`` reuses a :meth:`score_all` result for the same tokens.
+        """
+        ids, scores = scored if scored is not None else self.score_all(tokens)
+        if not len(ids) or k <= 0:
+            return {}
+        if allowed_records is not None:
+            mask = np.isin(ids, np.fromiter(allowed_records, dtype=np.int64))
+            scores = np.where(mask, scores, 0.0)
+        k = min(k, len(scores))
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top])]
+        return {int(ids[i]): float(scores[i]) for i in top if scores[i] > 0}

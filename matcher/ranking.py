@@ -8,6 +8,7 @@ the breakdown so the portal can say why a match was made.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,10 +57,12 @@ class Check:
 @dataclass
 class Scored:
     record_id: int
-    dense: float | None
-    keyword: float | None
+    dense: float | None  # best cosine
+    keyword: float | None  # BM25
     dense_rank: int | None
     keyword_rank: int | None
+    dense_z: float | None = None  # cosine standardised within the record's language
+    cross_lingual: bool = False
     relevance: float = 0.0
     compat: float = 0.5
     score: float = 0.0
@@ -70,9 +73,11 @@ class Scored:
             "score": round(self.score, 4),
             "relevance": round(self.relevance, 4),
             "dense_cosine": None if self.dense is None else round(self.dense, 4),
+            "dense_z": None if self.dense_z is None else round(self.dense_z, 3),
             "dense_rank": self.dense_rank,
             "keyword_bm25": None if self.keyword is None else round(self.keyword, 3),
             "keyword_rank": self.keyword_rank,
+            "cross_lingual": self.cross_lingual,
             "compatibility": round(self.compat, 4),
             "checks": [c.as_dict() for c in self.checks],
         }
@@ -87,39 +92,52 @@ def _minmax(values: dict[int, float]) -> dict[int, float]:
     return {k: (v - lo) / (hi - lo) for k, v in values.items()}
 
 
-def dense_strength(cosine: float) -> float:
-    """Map an e5 cosine onto 0..1: e5 cosines of unrelated texts sit near 0.75."""
-    return min(1.0, max(0.0, (cosine - 0.75) / 0.17))
+Z_SCALE = 2.5  # standard deviations above the language's mean for a strength of 0.63
+
+
+def dense_strength(z: float) -> float:
+    """Standardised cosine onto 0..1: 0 at or below the mean of the record's language,
+    rising smoothly (never tying two different scores) towards 1."""
+    return 1.0 - math.exp(-max(z, 0.0) / Z_SCALE)
 
 
 def keyword_strength(bm25: float, self_score: float) -> float:
-    """BM25 relative to the query's score against itself, saturating at 1."""
-    if self_score <= 0:
+    """BM25 relative to the query's score against a copy of itself, onto 0..1
+    (0.63 at half the self-score), smoothly so strong matches keep their order."""
+    if self_score <= 0 or bm25 <= 0:
         return 0.0
-    return min(1.0, bm25 / (0.5 * self_score))
+    return 1.0 - math.exp(-2.0 * bm25 / self_score)
 
 
 def fuse(
-    dense: dict[int, float],
+    dense_z: dict[int, float],
     keyword: dict[int, float],
     *,
-    method: str = "rrf",
+    cosines: dict[int, float] | None = None,
+    cross_lingual: frozenset[int] | set[int] = frozenset(),
+    method: str = "absolute",
     dense_weight: float = 0.5,
     keyword_self_score: float = 0.0,
 ) -> list[Scored]:
-    """Fuse the two candidate lists into one relevance per record.
+    """Fuse dense and keyword evidence into one relevance per candidate record.
 
-    Methods: ``rrf`` (reciprocal-rank fusion, weighted), ``minmax`` (weighted
-    sum of per-query min-max normalised scores), ``absolute`` (weighted sum
-    of query-independent strengths, so a threshold means the same for every
-    query).
+    Dense scores come standardised within each language (``dense_z``), since a
+    multilingual model scores every same-language pair above most cross-language
+    ones.  Methods: ``absolute`` (default: weighted sum of query-independent
+    strengths, so one threshold means the same for every query; for a pair in
+    two languages shared words are no evidence either way, so the dense strength
+    stands alone), ``minmax`` (weighted sum of per-query min-max normalised
+    scores), ``rrf`` (weighted reciprocal-rank fusion).
     """
-    d_rank = {rid: i + 1 for i, rid in enumerate(sorted(dense, key=lambda r: -dense[r]))}
-    k_rank = {rid: i + 1 for i, rid in enumerate(sorted(keyword, key=lambda r: -keyword[r]))}
-    dn, kn = _minmax(dense), _minmax(keyword)
+    cosines = cosines or {}
+    d_rank = {rid: i + 1 for i, rid in enumerate(sorted(dense_z, key=lambda r: -dense_z[r]))}
+    k_rank = {rid: i + 1 for i, rid in enumerate(
+        sorted((r for r in keyword if keyword[r] > 0), key=lambda r: -keyword[r]))}
+    dn, kn = _minmax(dense_z), _minmax(keyword)
     out = []
-    for rid in set(dense) | set(keyword):
-        s = Scored(rid, dense.get(rid), keyword.get(rid), d_rank.get(rid), k_rank.get(rid))
+    for rid in set(dense_z) | set(keyword):
+        s = Scored(rid, cosines.get(rid), keyword.get(rid), d_rank.get(rid), k_rank.get(rid),
+                   dense_z.get(rid), rid in cross_lingual)
         if method == "rrf":
             s.relevance = sum(
                 w / (RRF_K + r)
@@ -129,9 +147,9 @@ def fuse(
         elif method == "minmax":
             s.relevance = dense_weight * dn.get(rid, 0.0) + (1 - dense_weight) * kn.get(rid, 0.0)
         elif method == "absolute":
-            ds = dense_strength(s.dense) if s.dense is not None else 0.0
+            ds = dense_strength(s.dense_z) if s.dense_z is not None else 0.0
             ks = keyword_strength(s.keyword or 0.0, keyword_self_score)
-            s.relevance = dense_weight * ds + (1 - dense_weight) * ks
+            s.relevance = ds if s.cross_lingual else dense_weight * ds + (1 - dense_weight) * ks
         else:
             raise ValueError(f"unknown fusion method {method!r}")
         out.append(s)

@@ -25,7 +25,15 @@ from sqlmodel import Session, select
 
 from matcher import ranking
 from matcher.errors import NotFound, ValidationFailed
-from matcher.index import FaissIndex, Manifest, chunk_id, ids_checksum, make_index, manifest_path
+from matcher.index import (
+    CHUNK_SLOTS,
+    FaissIndex,
+    Manifest,
+    chunk_id,
+    ids_checksum,
+    make_index,
+    manifest_path,
+)
 from matcher.keyword import KeywordIndex, record_tokens
 from matcher.models import (
     Achievement,
@@ -53,6 +61,9 @@ TABLES: dict[Side, type[Demand] | type[Achievement]] = {
 }
 ACTIVE_STATUS = {Side.demand: DemandStatus.open.value, Side.achievement: AchievementStatus.available.value}
 CANDIDATES = 100  # per retriever, before fusion
+MIN_STATS_ROWS = 20  # fewer vectors than this in a language: use the prior below
+PRIOR_MOMENTS = (0.80, 0.035)  # e5 cosines between unrelated same-language texts
+MIN_SD = 0.005
 
 
 @dataclass
@@ -73,6 +84,7 @@ class Filters:
 
 @dataclass
 class Meta:
+    lang: str
     organisation_id: int
     confidential: bool
     status: str
@@ -99,14 +111,63 @@ class SideState:
     keywords: KeywordIndex = field(default_factory=KeywordIndex)
     meta: dict[int, Meta] = field(default_factory=dict)
     revision: int = -1
+    # per language: mean vector and covariance of the side's passage vectors
+    lang_stats: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    def languages(self) -> dict[str, set[int]]:
+        groups: dict[str, set[int]] = {}
+        for rid, m in self.meta.items():
+            groups.setdefault(m.lang, set()).add(rid)
+        return groups
+
+    def refresh_stats(self, max_rows: int = 20_000) -> None:
+        """Mean and covariance of the vectors of each language (a sample of large sides)."""
+        ids, vecs = self.vectors.all_vectors()
+        if len(vecs) < 2:
+            self.lang_stats = {}
+            return
+        langs = np.array([self.meta[r].lang if r in self.meta else "zh"
+                          for r in (ids // CHUNK_SLOTS).tolist()])
+        rng = np.random.default_rng(0)
+        stats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for lang in set(langs.tolist()):
+            rows = np.flatnonzero(langs == lang)
+            if len(rows) < MIN_STATS_ROWS:
+                continue
+            if len(rows) > max_rows:
+                rows = rng.choice(rows, max_rows, replace=False)
+            sel = vecs[rows].astype(np.float64)
+            stats[lang] = (sel.mean(axis=0), np.cov(sel, rowvar=False))
+        self.lang_stats = stats
+
+    def standardise(self, query: np.ndarray, cosines: dict[int, float]) -> dict[int, float]:
+        """Cosines as z-scores against the query's score distribution in each record's language.
+
+        The mean of ``q . v`` over a language's vectors is ``q . mean`` and its
+        variance ``q' C q``, so no pass over the vectors is needed per query.
+        """
+        out: dict[int, float] = {}
+        moments: dict[str, tuple[float, float]] = {}
+        for rid, cos in cosines.items():
+            lang = self.meta[rid].lang if rid in self.meta else "zh"
+            if lang not in moments:
+                if lang in self.lang_stats:
+                    mean, cov = self.lang_stats[lang]
+                    moments[lang] = (float(query @ mean),
+                                     max(float(np.sqrt(max(query @ cov @ query, 0.0))), MIN_SD))
+                else:
+                    moments[lang] = PRIOR_MOMENTS
+            mu, sd = moments[lang]
+            out[rid] = (cos - mu) / sd
+        return out
 
 
 @dataclass
 class RankSettings:
-    fusion: str = "rrf"
-    dense_weight: float = 0.5
+    fusion: str = "absolute"
+    dense_weight: float = 0.45
     threshold: float = 0.35  # minimum strength of a "good" match
-    passages: bool = True
+    passages: bool = True  # False: only the first passage of each text counts (ablation)
     compatibility: bool = True
     use_dense: bool = True
     use_keyword: bool = True
@@ -133,12 +194,21 @@ def _profile(record: Demand | Achievement) -> ranking.Profile:
     )
 
 
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+def record_lang(title: str, body: str) -> str:
+    return "zh" if is_chinese(f"{title} {body}") else "en"
+
+
 def _meta(record: Demand | Achievement) -> Meta:
+    lang = record_lang(record.title, record.description)
     if isinstance(record, Demand):
-        return Meta(record.organisation_id, bool(record.confidential), str(record.status),
+        return Meta(lang, record.organisation_id, bool(record.confidential), str(record.status),
                     str(record.industry_chain), record.region or "", record.required_trl,
                     tuple(record.cooperation_modes or ()))
-    return Meta(record.organisation_id, False, str(record.status), str(record.industry_chain),
+    return Meta(lang, record.organisation_id, False, str(record.status), str(record.industry_chain),
                 record.region or "", record.trl, tuple(record.transfer_modes or ()))
 
 
@@ -170,8 +240,6 @@ class MatcherService:
         return max(32, self.encoder.max_tokens - 16)
 
     def record_passages(self, title: str, body: str) -> list[str]:
-        if not self.settings.passages:
-            return [f"{title}\n{body}".strip()]
         return passages(title, body, self.encoder.count_tokens, self._max_passage_tokens())
 
     def _encode_passages(self, items: Sequence[tuple[str, str]], progress: bool = False) -> list[np.ndarray]:
@@ -311,6 +379,7 @@ class MatcherService:
         st = SideState(side, vectors, revision=revision)
         st.keywords.set_many((r.id, record_tokens(r.title, r.description)) for r in records)
         st.meta = {r.id: _meta(r) for r in records}
+        st.refresh_stats()
         return st
 
     def _dim(self) -> int:
@@ -399,6 +468,8 @@ class MatcherService:
                 st.keywords.remove(remove)
                 st.meta.pop(remove, None)
             st.revision = revision
+            if st.vectors.ntotal <= 5000:  # cheap: keep the language statistics exact
+                st.refresh_stats()
             path = self._index_path(side)
             if path is not None:
                 st.vectors.save(path, self._manifest(side, st.vectors, ids_checksum(st.meta),
@@ -591,15 +662,28 @@ class MatcherService:
         n = max(CANDIDATES, k)
         s = self.settings
         qtokens = tokenize(title) * 2 + tokenize(body)
-        dense = (st.vectors.search(self.query_vectors(title, body, prompt), n, allowed)
-                 if s.use_dense else {})
-        kw = st.keywords.search(qtokens, n, allowed) if s.use_keyword else {}
-        self_score = self._self_score(st, qtokens)
+        qvecs = self.query_vectors(title, body, prompt) if s.use_dense else None
+        scored = st.keywords.score_all(qtokens) if s.use_keyword else None
+        if s.use_dense and not s.passages:  # ablation: only each text's first passage
+            qvecs = qvecs[:1]
+        cosines = (self._dense_candidates(st, qvecs, n, allowed, not s.passages)
+                   if s.use_dense else {})
+        kw = st.keywords.search(qtokens, n, allowed, scored=scored) if s.use_keyword else {}
         if s.use_dense and s.use_keyword:
-            fused = ranking.fuse(dense, kw, method=s.fusion, dense_weight=s.dense_weight,
-                                 keyword_self_score=self_score)
-        else:
-            fused = ranking.fuse(dense, kw, method="minmax", dense_weight=1.0 if s.use_dense else 0.0)
+            # Every candidate gets both exact scores, whichever retriever found it.
+            cosines.update(st.vectors.scores_for(qvecs, [r for r in kw if r not in cosines],
+                                                 not s.passages))
+            for r in cosines:
+                if r not in kw:
+                    kw[r] = st.keywords.score_of(scored, r)
+        dense_z = st.standardise(_unit(qvecs.mean(axis=0)), cosines) if cosines else {}
+        qlang = record_lang(title, body)
+        cross = {r for r in set(cosines) | set(kw) if r in st.meta and st.meta[r].lang != qlang}
+        self_score = self._self_score(st, qtokens)
+        fusion = s.fusion if (s.use_dense and s.use_keyword) else "absolute"
+        weight = s.dense_weight if (s.use_dense and s.use_keyword) else (1.0 if s.use_dense else 0.0)
+        fused = ranking.fuse(dense_z, kw, cosines=cosines, cross_lingual=cross, method=fusion,
+                             dense_weight=weight, keyword_self_score=self_score)
         targets = self._fetch(target, [x.record_id for x in fused])
         for x in fused:
             checks = []
@@ -622,11 +706,27 @@ class MatcherService:
             results.append(result)
         return results
 
+    @staticmethod
+    def _dense_candidates(st: SideState, qvecs: np.ndarray, n: int, allowed: set[int] | None,
+                          first_only: bool = False) -> dict[int, float]:
+        """Top ``n`` by cosine overall, and top ``n`` within every other language."""
+        best = st.vectors.search(qvecs, n, allowed, first_only)
+        groups = st.languages()
+        if len(groups) > 1:
+            for members in sorted(groups.values(), key=len)[:-1]:
+                scope = members if allowed is None else members & allowed
+                if scope:
+                    best.update(st.vectors.search(qvecs, n, scope, first_only))
+        return best
+
     def strength(self, x: ranking.Scored, self_score: float) -> float:
         """How strong a match is on an absolute 0..1 scale (the "good match" threshold)."""
-        ds = ranking.dense_strength(x.dense) if x.dense is not None else 0.0
+        ds = ranking.dense_strength(x.dense_z) if x.dense_z is not None else 0.0
+        if x.cross_lingual:
+            return ds
         ks = ranking.keyword_strength(x.keyword or 0.0, self_score)
-        return 0.5 * ds + 0.5 * ks
+        w = self.settings.dense_weight
+        return w * ds + (1 - w) * ks
 
     @staticmethod
     def _self_score(st: SideState, qtokens: list[str]) -> float:
