@@ -13,7 +13,7 @@ import hashlib
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -233,6 +233,9 @@ class MatcherService:
         self._states: dict[Side, SideState] = {}
         self._lock = threading.RLock()
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        # Called as listener(event, side, record_id) after a write has committed
+        # ("created", "updated", "deleted"); the web layer queues alert jobs here.
+        self.listeners: list[Callable[[str, Side, int], None]] = []
 
     # --- texts and vectors ------------------------------------------------------
 
@@ -434,6 +437,13 @@ class MatcherService:
 
     # --- writes ----------------------------------------------------------------------
 
+    def _notify(self, event: str, side: Side, record_id: int) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(event, side, record_id)
+            except Exception:  # a failing listener never undoes a committed write
+                log.exception("listener %r failed on %s %s %s", listener, event, side.value, record_id)
+
     def _write(self, side: Side, record, *, new: bool) -> Any:
         vecs = self._encode_passages([(record.title, record.description)])[0]
         with Session(self.engine, expire_on_commit=False) as session:
@@ -449,6 +459,7 @@ class MatcherService:
             session.commit()
             session.refresh(record)
         self._apply(side, revision, upsert=(record, vecs))
+        self._notify("created" if new else "updated", side, record.id)
         return record
 
     def _apply(self, side: Side, revision: int, *, upsert=None, remove: int | None = None) -> None:
@@ -522,6 +533,7 @@ class MatcherService:
             revision = self._bump(session, side)
             session.commit()
         self._apply(side, revision, remove=record_id)
+        self._notify("deleted", side, record_id)
 
     def bulk_create(self, side: Side, items: Sequence[DemandCreate | AchievementCreate], *,
                     progress: bool = False, batch_size: int = 256) -> list[int]:
