@@ -17,7 +17,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from matcher.db import init_db, make_engine, sqlite_url
-from matcher.models import AchievementCreate, Organisation, OrgKind, Side
+from matcher.models import (
+    AchievementCreate,
+    AchievementKind,
+    AchievementStatus,
+    IndustryChain,
+    Maturity,
+    Organisation,
+    OrgKind,
+    Side,
+)
 from matcher.service import MatcherService, RankSettings
 
 METRIC_NAMES = ("nDCG@10", "R@10", "R@100", "RR@10")
@@ -107,10 +116,10 @@ def _load_corpus(service: MatcherService, corpus: Path, progress: bool) -> dict[
     items = [
         AchievementCreate.model_construct(
             organisation_id=org_id, title=(d.get("title") or "").strip(),
-            description=(d.get("text") or "").strip(), industry_chain="frontier",
-            technical_field="", region="", kind="technology", patent_number=None, ipc_codes=[],
-            trl=1, maturity="lab", transfer_modes=[], asking_price_wan=None, team="",
-            status="available",
+            description=(d.get("text") or "").strip(), industry_chain=IndustryChain.frontier,
+            technical_field="", region="", kind=AchievementKind.technology, patent_number=None,
+            ipc_codes=[], trl=1, maturity=Maturity.lab, transfer_modes=[], asking_price_wan=None,
+            team="", status=AchievementStatus.available,
         )
         for d in docs
     ]

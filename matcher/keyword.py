@@ -79,13 +79,18 @@ class KeywordIndex:
             self._model = model
         return self._model
 
-    def idf(self, token: str) -> float:
-        """Inverse document frequency (BM25's), 0 for tokens no record has."""
+    def idf(self, token: str, *, unseen: bool = False) -> float:
+        """Inverse document frequency (BM25's).
+
+        A token no record has is worth 0, unless ``unseen`` asks for the weight
+        it would have in a record of its own (the self-score anchor needs that:
+        words the corpus lacks are the most specific ones of a query).
+        """
         with self._lock:
             self._ensure()
             n, df = len(self._ids), self._df.get(token, 0)
             if not df:
-                return 0.0
+                return math.log(1 + (n + 0.5) / 0.5) if unseen else 0.0
             return math.log(1 + (n - df + 0.5) / (df + 0.5))
 
     def score_all(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:

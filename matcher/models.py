@@ -337,3 +337,220 @@ def _check_email(v: str) -> str:
 
     TypeAdapter(EmailStr).validate_python(v)
     return v
+
+
+# --- the broker workspace: matches, audit trail, alerts, open calls ------------------
+#
+# Records referenced here (demands, achievements) carry no foreign key: the
+# matcher service deletes records outright, and a match, its audit trail and the
+# failure library must outlive them.  Users do carry one.
+
+class MatchState(Labelled):
+    recommended = "recommended", "已推荐", "Recommended"
+    interested = "interested", "双方有意向", "Both interested"
+    declined = "declined", "已婉拒", "Declined"
+    negotiating = "negotiating", "洽谈中", "Negotiating"
+    signed = "signed", "已签约", "Signed"
+    failed = "failed", "未成交", "Failed"
+
+
+class SideAnswer(Labelled):
+    interested = "interested", "有意向", "Interested"
+    declined = "declined", "婉拒", "Declined"
+
+
+class FailureReason(Labelled):
+    price = "price", "价格", "Price"
+    maturity = "maturity", "技术成熟度", "Technology maturity"
+    ip_ownership = "ip_ownership", "知识产权归属", "IP ownership"
+    capability = "capability", "承接能力", "Capability"
+    scope = "scope", "需求范围", "Scope"
+    timing = "timing", "时间安排", "Timing"
+    other = "other", "其他原因", "Other reasons"
+
+
+class Match(SQLModel, table=True):
+    """A broker's proposal that one demand and one achievement should meet.
+
+    ``open_pair`` is ``"<demand_id>:<achievement_id>"`` while the match is
+    alive (every state but declined and failed) and NULL afterwards; its
+    unique constraint refuses a second live match of the same pair on every
+    database, without a race.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    demand_id: int = Field(index=True)
+    achievement_id: int = Field(index=True)
+    state: str = Field(default=MatchState.recommended.value, sa_type=String(16), index=True)
+    open_pair: str | None = Field(default=None, max_length=40, unique=True)
+    broker_id: int = Field(foreign_key="user.id", index=True)
+    demand_answer: str | None = Field(default=None, sa_type=String(16))
+    achievement_answer: str | None = Field(default=None, sa_type=String(16))
+    note: str = Field(default="", max_length=4000)
+    amount_wan: float | None = None
+    cooperation_mode: str | None = Field(default=None, sa_type=String(32))
+    signed_on: date | None = None
+    failure_reason: str | None = Field(default=None, sa_type=String(16), index=True)
+    failure_note: str = Field(default="", max_length=4000)
+    created_at: datetime = Field(default_factory=utcnow)
+    last_activity_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class MatchEvent(SQLModel, table=True):
+    """One change of a match: the audit trail (never updated, never deleted)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    match_id: int = Field(foreign_key="match.id", index=True)
+    user_id: int | None = Field(default=None, foreign_key="user.id")
+    action: str = Field(max_length=32)
+    from_state: str | None = Field(default=None, sa_type=String(16))
+    to_state: str = Field(sa_type=String(16))
+    note: str = Field(default="", max_length=4000)
+    at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class Notification(SQLModel, table=True):
+    """An in-app message to one user; ``dedup_key`` makes a retried job harmless."""
+
+    __table_args__ = (UniqueConstraint("user_id", "dedup_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    kind: str = Field(max_length=32)
+    title_zh: str = Field(max_length=300)
+    title_en: str = Field(max_length=300)
+    body_zh: str = Field(default="", max_length=2000)
+    body_en: str = Field(default="", max_length=2000)
+    link: str = Field(default="", max_length=300)
+    read: bool = False
+    dedup_key: str | None = Field(default=None, max_length=120)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class Subscription(SQLModel, table=True):
+    """A saved search: new records it ranks highly are announced to its owner."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="user.id", index=True)
+    side: str = Field(max_length=16, index=True)
+    query: str = Field(max_length=2000)
+    filters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class CallVerdict(Labelled):
+    winner = "winner", "揭榜成功", "Winner"
+    shortlisted = "shortlisted", "入围", "Shortlisted"
+    rejected = "rejected", "未入选", "Rejected"
+
+
+class OpenCall(SQLModel, table=True):
+    """揭榜挂帅: a demand published as an open call with a reward and a deadline."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    demand_id: int = Field(index=True, unique=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    reward_wan: float
+    deadline: date
+    created_by: int = Field(foreign_key="user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class CallSubmission(SQLModel, table=True):
+    """An institution's answer to an open call: one of its achievements and a proposal.
+
+    ``winner_of`` holds the call id while the submission is the winner and is
+    NULL otherwise; its unique constraint allows one winner per call.
+    """
+
+    __table_args__ = (UniqueConstraint("call_id", "achievement_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    call_id: int = Field(foreign_key="opencall.id", index=True)
+    achievement_id: int = Field(index=True)
+    organisation_id: int = Field(foreign_key="organisation.id", index=True)
+    submitted_by: int = Field(foreign_key="user.id")
+    proposal: str = Field(max_length=TEXT_MAX)
+    score: int | None = None
+    verdict: str | None = Field(default=None, sa_type=String(16))
+    winner_of: int | None = Field(default=None, unique=True)
+    graded_by: int | None = Field(default=None, foreign_key="user.id")
+    graded_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class MatchCreate(SQLModel):
+    """A broker's recommendation of an achievement for a demand."""
+
+    demand_id: int = Field(ge=1)
+    achievement_id: int = Field(ge=1)
+    note: str = Field(default="", max_length=4000)
+
+    @field_validator("note", mode="before")
+    @classmethod
+    def _strip(cls, v: Any) -> Any:
+        return _clean_text(v)
+
+
+class MatchUpdate(SQLModel):
+    """A change of a match: a new state with its fields, and/or another assigned broker.
+
+    ``signed`` needs ``amount_wan``, ``cooperation_mode`` and ``signed_on``;
+    ``failed`` needs ``reason`` and ``note``.
+    """
+
+    state: MatchState | None = None
+    note: str = Field(default="", max_length=4000)
+    amount_wan: float | None = Field(default=None, gt=0, le=10_000_000)
+    cooperation_mode: CoopMode | None = None
+    signed_on: date | None = None
+    reason: FailureReason | None = None
+    broker_id: int | None = Field(default=None, ge=1)
+
+    @field_validator("note", mode="before")
+    @classmethod
+    def _strip(cls, v: Any) -> Any:
+        return _clean_text(v)
+
+
+class OpenCallCreate(SQLModel):
+    """An enterprise's demand published as an open call (揭榜挂帅)."""
+
+    demand_id: int = Field(ge=1)
+    reward_wan: float = Field(gt=0, le=10_000_000)
+    deadline: date
+
+
+class SubmissionCreate(SQLModel):
+    """An institution's answer to an open call."""
+
+    achievement_id: int = Field(ge=1)
+    proposal: str = Field(min_length=10, max_length=TEXT_MAX)
+
+    @field_validator("proposal", mode="before")
+    @classmethod
+    def _strip(cls, v: Any) -> Any:
+        return _clean_text(v)
+
+
+class SubmissionGrade(SQLModel):
+    """The call owner's grade of one answer."""
+
+    score: int = Field(ge=0, le=100)
+    verdict: CallVerdict
+
+
+class SubscriptionCreate(SQLModel):
+    """A saved search of one side with optional filters."""
+
+    side: Side
+    query: str = Field(min_length=1, max_length=2000)
+    industry_chain: IndustryChain | None = None
+    region: str | None = Field(default=None, max_length=64)
+    min_trl: int | None = Field(default=None, ge=1, le=9)
+    cooperation_mode: CoopMode | None = None
+
+    @field_validator("query", "region", mode="before")
+    @classmethod
+    def _strip(cls, v: Any) -> Any:
+        return _clean_text(v)

@@ -101,12 +101,24 @@ def dense_strength(z: float) -> float:
     return 1.0 - math.exp(-max(z, 0.0) / Z_SCALE)
 
 
+KEYWORD_SCALE = 2.0  # strength 0.63 at half the self-score
+
+
 def keyword_strength(bm25: float, self_score: float) -> float:
     """BM25 relative to the query's score against a copy of itself, onto 0..1
     (0.63 at half the self-score), smoothly so strong matches keep their order."""
     if self_score <= 0 or bm25 <= 0:
         return 0.0
-    return 1.0 - math.exp(-2.0 * bm25 / self_score)
+    return 1.0 - math.exp(-KEYWORD_SCALE * bm25 / self_score)
+
+
+CROSS_LINGUAL_DISCOUNT = 0.7  # fitted on the demo seeds' intended pairs (README)
+
+
+def cross_lingual_relevance(ds: float) -> float:
+    """A pair in two languages has no keyword evidence: its dense strength stands
+    alone, discounted because nothing confirms it."""
+    return CROSS_LINGUAL_DISCOUNT * ds
 
 
 def fuse(
@@ -149,7 +161,8 @@ def fuse(
         elif method == "absolute":
             ds = dense_strength(s.dense_z) if s.dense_z is not None else 0.0
             ks = keyword_strength(s.keyword or 0.0, keyword_self_score)
-            s.relevance = ds if s.cross_lingual else dense_weight * ds + (1 - dense_weight) * ks
+            s.relevance = cross_lingual_relevance(ds) if s.cross_lingual else (
+                dense_weight * ds + (1 - dense_weight) * ks)
         else:
             raise ValueError(f"unknown fusion method {method!r}")
         out.append(s)

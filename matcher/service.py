@@ -9,6 +9,7 @@ disagrees with the database is rebuilt from the stored vectors on start.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import logging
 import threading
@@ -62,7 +63,11 @@ TABLES: dict[Side, type[Demand] | type[Achievement]] = {
 ACTIVE_STATUS = {Side.demand: DemandStatus.open.value, Side.achievement: AchievementStatus.available.value}
 CANDIDATES = 100  # per retriever, before fusion
 MIN_STATS_ROWS = 20  # fewer vectors than this in a language: use the prior below
-PRIOR_MOMENTS = (0.80, 0.035)  # e5 cosines between unrelated same-language texts
+# Cosine mean and spread of one record against unrelated records, by (its language,
+# theirs), measured on the demo seeds with multilingual-e5-small: used for a language
+# with too few vectors of its own to estimate them.
+PRIOR_MOMENTS = {("zh", "zh"): (0.86, 0.015), ("en", "en"): (0.82, 0.016),
+                 ("zh", "en"): (0.77, 0.015), ("en", "zh"): (0.77, 0.015)}
 MIN_SD = 0.005
 
 
@@ -140,7 +145,8 @@ class SideState:
             stats[lang] = (sel.mean(axis=0), np.cov(sel, rowvar=False))
         self.lang_stats = stats
 
-    def standardise(self, query: np.ndarray, cosines: dict[int, float]) -> dict[int, float]:
+    def standardise(self, query: np.ndarray, cosines: dict[int, float],
+                    query_lang: str = "zh") -> dict[int, float]:
         """Cosines as z-scores against the query's score distribution in each record's language.
 
         The mean of ``q . v`` over a language's vectors is ``q . mean`` and its
@@ -156,7 +162,7 @@ class SideState:
                     moments[lang] = (float(query @ mean),
                                      max(float(np.sqrt(max(query @ cov @ query, 0.0))), MIN_SD))
                 else:
-                    moments[lang] = PRIOR_MOMENTS
+                    moments[lang] = PRIOR_MOMENTS.get((query_lang, lang), (0.8, 0.02))
             mu, sd = moments[lang]
             out[rid] = (cos - mu) / sd
         return out
@@ -165,8 +171,8 @@ class SideState:
 @dataclass
 class RankSettings:
     fusion: str = "absolute"
-    dense_weight: float = 0.45
-    threshold: float = 0.35  # minimum strength of a "good" match
+    dense_weight: float = 0.4
+    threshold: float = 0.58  # minimum strength of a "good" match (calibration: README)
     passages: bool = True  # False: only the first passage of each text counts (ablation)
     compatibility: bool = True
     use_dense: bool = True
@@ -507,11 +513,11 @@ class MatcherService:
         from pydantic import ValidationError
 
         try:
-            create_model.model_validate(merged)
+            valid = create_model.model_validate(merged)
         except ValidationError as exc:
             raise ValidationFailed(validation_errors(exc)) from exc
-        for key, value in changes.items():
-            setattr(record, key, value)
+        for key in changes:  # the validated Python values (dates stay dates, enums plain strings)
+            setattr(record, key, _column_value(getattr(valid, key)))
         return self._write(side, record, new=False)
 
     def update_demand(self, demand_id: int, *, data: DemandUpdate) -> Demand:
@@ -688,8 +694,8 @@ class MatcherService:
             for r in cosines:
                 if r not in kw:
                     kw[r] = st.keywords.score_of(scored, r)
-        dense_z = st.standardise(_unit(qvecs.mean(axis=0)), cosines) if cosines else {}
         qlang = record_lang(title, body)
+        dense_z = st.standardise(_unit(qvecs.mean(axis=0)), cosines, qlang) if cosines else {}
         cross = {r for r in set(cosines) | set(kw) if r in st.meta and st.meta[r].lang != qlang}
         self_score = self._self_score(st, qtokens)
         fusion = s.fusion if (s.use_dense and s.use_keyword) else "absolute"
@@ -735,7 +741,7 @@ class MatcherService:
         """How strong a match is on an absolute 0..1 scale (the "good match" threshold)."""
         ds = ranking.dense_strength(x.dense_z) if x.dense_z is not None else 0.0
         if x.cross_lingual:
-            return ds
+            return ranking.cross_lingual_relevance(ds)
         ks = ranking.keyword_strength(x.keyword or 0.0, self_score)
         w = self.settings.dense_weight
         return w * ds + (1 - w) * ks
@@ -749,7 +755,8 @@ class MatcherService:
         for t in qtokens:
             counts[t] = counts.get(t, 0) + 1
         k1 = st.keywords.k1
-        return sum(st.keywords.idf(t) * (c * (k1 + 1)) / (c + k1) for t, c in counts.items())
+        return sum(st.keywords.idf(t, unseen=True) * (c * (k1 + 1)) / (c + k1)
+                   for t, c in counts.items())
 
     def _fetch(self, side: Side, ids: Iterable[int]) -> dict[int, Any]:
         ids = list(ids)
@@ -836,6 +843,14 @@ class MatcherService:
         i, j = np.unravel_index(int(np.argmax(sims)), sims.shape)
         return {"query": ls[i], "record": rs[j], "method": "semantic",
                 "score": round(float(sims[i, j]), 4)}
+
+
+def _column_value(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, list):
+        return [_column_value(v) for v in value]
+    return value
 
 
 def validation_errors(exc) -> dict[str, str]:

@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import Session, select
 
 import seeds
-from matcher.models import Achievement, Demand, Side, User
+from matcher.models import Achievement, Demand, User
 
 pytestmark = pytest.mark.slow
 

@@ -194,7 +194,9 @@ def eval_cmd(corpus, queries, qrels, run_out, k, judged_only, workspace, ablatio
 
 
 def register_commands(app: Flask) -> None:
-    for command in (db_group, seed, index_group, match_group, model_group, serve, eval_cmd):
+    from web.worker_cli import worker
+
+    for command in (db_group, seed, index_group, match_group, model_group, serve, eval_cmd, worker):
         app.cli.add_command(command)
 
 

@@ -29,6 +29,9 @@ def init_app(app: Flask) -> None:
                              settings=settings)
     app.extensions["techmatch.engine"] = engine
     app.extensions["techmatch.matcher"] = service
+    from web import worker_cli
+
+    worker_cli.init_app(app)  # alerts for new records: queued on Redis, or run in-process
 
 
 def _slug(text: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from flask import g
 from flask_login import AnonymousUserMixin, LoginManager, UserMixin, current_user
@@ -82,7 +82,7 @@ def current_viewer() -> Viewer:
 def issue_token(engine, user_id: int) -> tuple[str, datetime]:
     """A new bearer token for the user; only its digest is stored."""
     token = secrets.token_urlsafe(32)
-    expires = datetime.now(timezone.utc) + TOKEN_TTL
+    expires = datetime.now(UTC) + TOKEN_TTL
     with Session(engine) as session:
         session.add(ApiToken(digest=_digest(token), user_id=user_id, expires_at=expires))
         session.commit()
@@ -94,8 +94,8 @@ def user_for_token(engine, token: str) -> PortalUser | None:
         row = session.exec(select(ApiToken).where(ApiToken.digest == _digest(token))).first()
         if row is None:
             return None
-        expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=timezone.utc)
-        if expires < datetime.now(timezone.utc):
+        expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=UTC)
+        if expires < datetime.now(UTC):
             return None
         user = session.get(User, row.user_id)
     return PortalUser(user) if user and user.active else None

@@ -136,21 +136,37 @@ def test_confidential_demand_never_reaches_other_organisations(service, factorie
         assert secret.id in {r.record.id for r in service.match_achievement(a.id, k=10, viewer=v)}
 
 
+OTHER_TOPICS = [
+    ("锂云母提锂渣制备建材", "锂渣经碱激发制成蒸压砖, 抗压强度15MPa, 每吨处理成本60元。", "new_energy"),
+    ("陶瓷釉面缺陷机器视觉检测", "基于深度学习的釉面针孔与裂纹检测, 检出率99%, 单件0.8秒。", "building_materials"),
+    ("钢渣微粉制备混凝土掺合料", "钢渣磁选后立磨粉磨, 比表面积450m2/kg, 替代20%水泥。", "steel"),
+    ("羽绒清洗逆流漂洗节水工艺", "逆流漂洗与膜分离回用, 羽绒清洗吨耗水降低50%。", "textiles"),
+    ("数控机床主轴热误差补偿", "温度场建模与在线补偿, 五轴加工中心热漂移降低60%。", "equipment"),
+]
+
+
 def test_cross_lingual_match(service, factories):
     ent = factories.org(service.engine)
     uni = factories.org(service.engine, kind=OrgKind.university)
-    service.create_achievement(data=factories.achievement(
+    english = service.create_achievement(data=factories.achievement(
         uni, title="Non-thermal preservation of orange juice", industry_chain="food",
         description="High-pressure processing with natural antioxidants keeps NFC orange juice "
                     "from browning for 60 days of cold storage and retains 90% of vitamin C.",
         kind="technology", patent_number=None))
     service.create_achievement(data=factories.achievement(uni))
+    for title, text, chain in OTHER_TOPICS:
+        service.create_achievement(data=factories.achievement(
+            uni, title=title, description=text, industry_chain=chain, kind="technology",
+            patent_number=None))
     d = service.create_demand(data=factories.demand(
         ent, title="橙汁冷藏褐变问题", industry_chain="food",
         description="我司NFC橙汁冷藏两个月后褐变明显, 维生素C损失严重, 寻求不加防腐剂的护色工艺。"))
     top = service.match_demand(d.id, k=1)[0]
-    assert top.record.title.startswith("Non-thermal")
+    assert top.record.id == english.id
+    assert top.breakdown["cross_lingual"] is True
     assert top.explanation["best_pair"]["method"] == "semantic"
+    # and the other way round: the English record finds the Chinese demand first
+    assert service.match_achievement(english.id, k=1)[0].record.id == d.id
 
 
 def test_long_description_is_matched_past_the_model_limit(service, factories):

@@ -12,10 +12,7 @@ from functools import wraps
 from typing import Any
 
 from flask import g, request
-from sqlmodel import Session, select
-from werkzeug.security import check_password_hash, generate_password_hash
 
-from matcher.models import User
 from matcher.visibility import Viewer
 from web.api.errors import ApiError
 from web.extensions import engine
@@ -23,7 +20,6 @@ from web.security import PortalUser, user_for_token
 
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="techmatch"'}
 INVALID = {"WWW-Authenticate": 'Bearer realm="techmatch", error="invalid_token"'}
-_DUMMY_HASH = generate_password_hash("never-a-password")
 
 
 def load_bearer() -> None:
@@ -53,15 +49,11 @@ def viewer() -> Viewer:
 
 
 def authenticate(username: str, password: str) -> PortalUser | None:
-    """The active user with these credentials, else None (same work either way)."""
-    with Session(engine()) as session:
-        user = session.exec(select(User).where(User.username == username)).first()
-    if user is None:
-        check_password_hash(_DUMMY_HASH, password)  # no timing hint that the name is unknown
-        return None
-    if not check_password_hash(user.password_hash, password) or not user.active:
-        return None
-    return PortalUser(user)
+    """The active user with these credentials, else None (the portal's one check)."""
+    from web.auth import accounts
+
+    user = accounts.authenticate(username, password)
+    return PortalUser(user) if user is not None else None
 
 
 def require(*roles: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

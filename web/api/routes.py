@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from spectree import Response
 from werkzeug.exceptions import BadRequest, HTTPException
 
+from matcher import failures
 from matcher.errors import MatcherError
 from matcher.models import AchievementCreate, DemandCreate, Role, Side
 from matcher.service import Filters, MatcherService
@@ -63,6 +64,7 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 MAX_BODY = 256 * 1024  # bytes; API_MAX_CONTENT_LENGTH overrides
 BODY_METHODS = {"POST", "PUT", "PATCH"}
+BODYLESS = {"api.notifications_read"}  # POSTs that take no body
 
 
 # --- setup -------------------------------------------------------------------------
@@ -112,6 +114,8 @@ bp.before_request(load_bearer)
 @bp.before_request
 def _parse_json() -> None:
     if request.method not in BODY_METHODS:
+        return
+    if request.endpoint in BODYLESS and not request.get_data(cache=True):
         return
     if not request.is_json:
         raise ApiError(400, "请求体须为 JSON (Content-Type: application/json) / "
@@ -257,7 +261,13 @@ def _views(kind: Kind) -> dict[str, Callable[..., Any]]:
         k = q.pop("k")
         found = getattr(svc(), f"match_{kind.side.value}")(
             record_id, k=k, viewer=viewer(), filters=Filters(**q))
-        return {"results": serialise.results(engine(), found, kind.side.other.value, viewer())}
+        results = serialise.results(engine(), found, kind.side.other.value, viewer())
+        pairs = [(record_id, r.record.id) if kind.side is Side.demand else (r.record.id, record_id)
+                 for r in found]
+        warned = failures.warnings_for(engine(), svc().encoder.model_id, pairs, viewer())
+        for item, pair in zip(results, pairs, strict=True):
+            item["warnings"] = warned[pair]
+        return {"results": results}
 
     noun, zh = kind.side.value, kind.zh
     list_records.__doc__ = f"{zh}列表 / list {noun}s (newest first, filtered, paged)."
@@ -324,3 +334,6 @@ def search():
 def openapi():
     """本接口的 OpenAPI 文档 / this API's OpenAPI document."""
     return document()
+
+
+from web.api import workflow  # noqa: E402,F401 - the broker workspace routes, on this blueprint

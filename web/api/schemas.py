@@ -19,12 +19,23 @@ from matcher.models import (
     AchievementKind,
     AchievementStatus,
     AchievementUpdate,
+    CallVerdict,
     CoopMode,
     DemandCreate,
     DemandStatus,
     DemandUpdate,
+    FailureReason,
     IndustryChain,
+    MatchCreate,
+    MatchState,
+    MatchUpdate,
     Maturity,
+    OpenCallCreate,
+    Side,
+    SideAnswer,
+    SubmissionCreate,
+    SubmissionGrade,
+    SubscriptionCreate,
 )
 
 FORBID = ConfigDict(extra="forbid")
@@ -202,6 +213,18 @@ class AchievementPage(_Page):
     items: list[AchievementOut]
 
 
+class MatchWarning(BaseModel):
+    """类似对接的失败记录 / a similar pairing that failed before."""
+
+    reason: FailureReason
+    message_zh: str
+    message_en: str
+    match_id: int | None = Field(description="失败的对接 (调用者无权查看时为空) / the failed match "
+                                             "(null when the caller may not see it)")
+    similarity: float = Field(description="需求与成果两侧余弦相似度的较小者 / the smaller of the two "
+                                          "cosine similarities")
+
+
 class _Scored(BaseModel):
     score: float = Field(description="排序分数 / ranking score (only comparable within one answer)")
     strength: float = Field(description="匹配强度 0..1 / absolute match strength 0..1")
@@ -209,6 +232,9 @@ class _Scored(BaseModel):
     breakdown: dict[str, Any]
     explanation: dict[str, Any] = Field(
         description="共同关键词、最相近的句子对、兼容性检查 / shared terms, best sentence pair, checks")
+    warnings: list[MatchWarning] = Field(
+        default_factory=list,
+        description="类似对接曾失败的提醒 (仅匹配结果) / similar pairings that failed (match results only)")
 
 
 class AchievementResult(_Scored):
@@ -235,3 +261,259 @@ class SearchResults(BaseModel):
     """检索结果, 最相关在前 / search results, best first (demand or achievement objects by ``side``)."""
 
     results: list[DemandResult | AchievementResult]
+
+
+# --- the broker workspace: matches, queue, failures, alerts, open calls, statistics ---------
+
+
+class MatchIn(MatchCreate):
+    """经纪人推荐对接 / a broker recommends an achievement for a demand."""
+
+    model_config = FORBID
+
+
+class MatchPatch(MatchUpdate):
+    """对接状态变更 / move a match to a new state (and/or assign another broker).
+
+    ``interested`` / ``declined``: the demand's enterprise or the achievement's
+    institution answers for its own side.  ``negotiating``, ``signed`` (needs
+    ``amount_wan``, ``cooperation_mode``, ``signed_on``) and ``failed`` (needs
+    ``reason`` and ``note``): brokers.  403 for a role that may not make the
+    change, 409 for a transition not allowed from the current state.
+    """
+
+    model_config = FORBID
+
+
+class MatchListQuery(BaseModel):
+    """对接筛选 / filters of the match list."""
+
+    model_config = FORBID
+    state: MatchState | None = None
+    demand_id: int | None = Field(default=None, ge=1)
+    achievement_id: int | None = Field(default=None, ge=1)
+    broker_id: int | None = Field(default=None, ge=1)
+    limit: int = Field(default=100, ge=1, le=500)
+
+
+class QueueQuery(BaseModel):
+    """经纪人工作台 / the broker's queue."""
+
+    model_config = FORBID
+    stale_days: int = Field(default=14, ge=1, le=365)
+    limit: int = Field(default=50, ge=1, le=200)
+
+
+class FailureQuery(BaseModel):
+    """失败案例检索 / search of the failure library (every word must occur; empty lists all)."""
+
+    model_config = FORBID
+    q: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] = ""
+    reason: FailureReason | None = None
+    limit: int = Field(default=50, ge=1, le=200)
+
+
+class NotificationQuery(BaseModel):
+    model_config = FORBID
+    unread: bool = False
+    limit: int = Field(default=50, ge=1, le=200)
+
+
+class SubscriptionIn(SubscriptionCreate):
+    """保存检索订阅 / save a search: new records it ranks highly are announced to you."""
+
+    model_config = FORBID
+
+
+class CallIn(OpenCallCreate):
+    """发布揭榜挂帅 / publish an own open demand as an open call with a reward (万元) and a deadline."""
+
+    model_config = FORBID
+
+
+class SubmissionIn(SubmissionCreate):
+    """揭榜 / answer a call with an own achievement and a proposal."""
+
+    model_config = FORBID
+
+
+class GradeIn(SubmissionGrade):
+    """评审揭榜方案 / grade an answer (score 0-100, verdict)."""
+
+    model_config = FORBID
+
+
+class RecordRef(BaseModel):
+    """需求或成果的摘要 / a demand or achievement in brief."""
+
+    id: int
+    title: str
+    industry_chain: IndustryChain
+    organisation_id: int
+    organisation_name: str | None
+
+
+class MatchEventOut(BaseModel):
+    id: int
+    user_id: int | None
+    username: str | None
+    action: str
+    from_state: MatchState | None
+    to_state: MatchState
+    note: str
+    at: datetime
+
+
+class MatchOut(BaseModel):
+    """一次对接 / a match (records are null once deleted)."""
+
+    id: int
+    state: MatchState
+    state_zh: str
+    state_en: str
+    demand_id: int
+    achievement_id: int
+    demand: RecordRef | None
+    achievement: RecordRef | None
+    broker_id: int
+    demand_answer: SideAnswer | None
+    achievement_answer: SideAnswer | None
+    note: str
+    amount_wan: float | None
+    cooperation_mode: CoopMode | None
+    signed_on: date | None
+    failure_reason: FailureReason | None
+    failure_note: str
+    created_at: datetime
+    last_activity_at: datetime
+
+
+class MatchDetail(MatchOut):
+    """对接详情与审计记录 / a match with its audit trail (oldest first)."""
+
+    events: list[MatchEventOut]
+    warnings: list[MatchWarning]
+
+
+class MatchList(BaseModel):
+    items: list[MatchOut]
+
+
+class QueueCandidate(BaseModel):
+    demand: RecordRef
+    achievement: RecordRef
+    score: float
+    strength: float
+    warnings: list[MatchWarning]
+
+
+class BrokerQueue(BaseModel):
+    """经纪人工作台 / unreviewed good pairs, my live matches, and stale live matches."""
+
+    unreviewed: list[QueueCandidate]
+    mine: list[MatchOut]
+    stale: list[MatchOut]
+    stale_days: int
+
+
+class FailureOut(BaseModel):
+    match: MatchOut
+    reason_zh: str
+    reason_en: str
+
+
+class FailureList(BaseModel):
+    """失败案例, 最相关在前 / failed matches, best hits first."""
+
+    items: list[FailureOut]
+
+
+class NotificationOut(BaseModel):
+    id: int
+    kind: str
+    title_zh: str
+    title_en: str
+    body_zh: str
+    body_en: str
+    link: str
+    read: bool
+    created_at: datetime
+
+
+class NotificationList(BaseModel):
+    """我的通知, 最新在前 / own notifications, newest first."""
+
+    items: list[NotificationOut]
+    unread: int
+
+
+class SubscriptionOut(BaseModel):
+    id: int
+    side: Side
+    query: str
+    filters: dict[str, Any]
+    created_at: datetime
+
+
+class SubscriptionList(BaseModel):
+    items: list[SubscriptionOut]
+
+
+class SubmissionOut(BaseModel):
+    id: int
+    call_id: int
+    achievement_id: int
+    achievement: RecordRef | None
+    organisation_id: int
+    proposal: str
+    score: int | None
+    verdict: CallVerdict | None
+    created_at: datetime
+    graded_at: datetime | None
+
+
+class CallOut(BaseModel):
+    """揭榜挂帅 / an open call (answers as the caller may see them)."""
+
+    id: int
+    demand_id: int
+    demand: RecordRef
+    organisation_id: int
+    reward_wan: float
+    deadline: date
+    status: Literal["open", "closed", "awarded"]
+    created_at: datetime
+    submissions: list[SubmissionOut]
+
+
+class CallDetail(CallOut):
+    suggested_solvers: list[AchievementResult] = Field(
+        description="最匹配的成果 / the best-matching achievements")
+
+
+class CallList(BaseModel):
+    items: list[CallOut]
+
+
+class ChainStats(BaseModel):
+    industry_chain: str
+    label_zh: str
+    label_en: str
+    recommended: int
+    signed: int
+    conversion: float | None
+    median_days_to_sign: float | None
+    supply_gaps: int
+
+
+class StatsOut(BaseModel):
+    """平台统计 / platform statistics (see ``matcher.stats.compute``)."""
+
+    funnel: dict[str, int]
+    by_state: dict[str, int]
+    conversion: float | None
+    median_days_to_sign: float | None
+    chains: list[ChainStats]
+    supply_gaps: int
+    trl_distribution: dict[str, int]
+    failure_reasons: dict[str, int]
