@@ -21,7 +21,7 @@ $(STAMP): requirements.txt pyproject.toml
 
 setup: $(STAMP)
 
-model: $(STAMP)
+model: $(STAMP) $(TECHMATCH_INSTANCE)/config.py
 	$(BIN)/techmatch model prepare
 
 # Debian's Chromium for the Playwright tests (never a browser downloaded by a tool).
@@ -31,16 +31,19 @@ browser:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
 	else echo "chromium 未安装, 浏览器测试将跳过 / chromium missing: run 'sudo apt-get install chromium' to run the browser tests"; fi
 
-$(TECHMATCH_INSTANCE)/config.py:
+$(TECHMATCH_INSTANCE)/config.py: | $(STAMP)
 	mkdir -p $(TECHMATCH_INSTANCE)
 	$(BIN)/python -c "import secrets; print(f'SECRET_KEY = {secrets.token_hex(32)!r}\nDEMO_MODE = True')" > $@
 
-run: model $(TECHMATCH_INSTANCE)/config.py
+run: model
 	$(BIN)/techmatch db init
 	$(BIN)/techmatch seed --demo
 	$(BIN)/techmatch index verify
 	@echo "演示账号 / demo accounts: enterprise-demo, institution-demo, broker-demo, admin-demo; 密码 / password: demo-pass-2026"
 	@echo "登录 / log in at http://$(HOST):$(PORT)/auth/login"
+	@if [ -n "$$REDIS_URL$$TECHMATCH_REDIS_URL" ]; then \
+		echo "启动后台任务 / starting the alert worker (Redis)"; $(BIN)/techmatch worker & \
+	fi; \
 	$(BIN)/techmatch serve --host $(HOST) --port $(PORT)
 
 test: model browser

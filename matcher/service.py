@@ -172,7 +172,7 @@ class SideState:
 class RankSettings:
     fusion: str = "absolute"
     dense_weight: float = 0.4
-    threshold: float = 0.58  # minimum strength of a "good" match (calibration: README)
+    threshold: float = 0.45  # minimum strength of a "good" match (calibration: README)
     passages: bool = True  # False: only the first passage of each text counts (ablation)
     compatibility: bool = True
     use_dense: bool = True

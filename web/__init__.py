@@ -20,7 +20,7 @@ DEFAULTS: dict[str, Any] = {
     "INDEX_BACKEND": "flat",
     "FUSION": "absolute",
     "DENSE_WEIGHT": 0.4,
-    "MATCH_THRESHOLD": 0.58,
+    "MATCH_THRESHOLD": 0.45,
     "REDIS_URL": None,
     "DEMO_MODE": False,
     # portal
@@ -77,11 +77,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from web.api.routes import bp as api_bp
     from web.auth.routes import bp as auth_bp
     from web.main.routes import bp as main_bp
+    from web.workspace.routes import bp as workspace_bp
 
     app.register_blueprint(auth_bp)
     app.register_blueprint(main_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(workspace_bp)
 
     from web.cli import register_commands
 
