@@ -192,7 +192,8 @@ def test_pipeline_recommend_answer_negotiate_sign(app, world):
     assert count >= 1
     with Session(engine(app)) as s:
         uid = s.exec(select(User.id).where(User.username == "ent")).one()
-        first = s.exec(select(Notification).where(Notification.user_id == uid)
+        first = s.exec(select(Notification).where(Notification.user_id == uid,
+                                                  Notification.link == f"/matches/{m}")
                        .order_by(Notification.id)).first()
     assert "技术经纪人推荐对接" in text(ent.get("/notifications"))
     opened = ent.post(f"/notifications/{first.id}/read", data={"open": "1"})
