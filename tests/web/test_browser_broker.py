@@ -9,11 +9,15 @@ by the vendored Chart.js under the app's Content-Security-Policy) go to
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
-from tests.web.test_browser import CHROMIUM, add_seed_sample, shot, sign_in
+from tests.web.test_browser import (  # noqa: F401 - the fixtures are shared
+    CHROMIUM,
+    browser_context,
+    live_server,
+    shot,
+    sign_in,
+)
 
 pytestmark = [
     pytest.mark.browser,
@@ -24,38 +28,8 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def server(app, world):
-    from werkzeug.serving import make_server
-
-    app.config.update(WTF_CSRF_ENABLED=True, DEMO_MODE=True)
-    add_seed_sample(app)
-    srv = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_port}"
-    srv.shutdown()
-    thread.join(timeout=10)
-    srv.server_close()
-
-
-@pytest.fixture
-def browser(tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=str(CHROMIUM), headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run"],
-            viewport={"width": 1280, "height": 900}, locale="zh-CN")
-        context.set_default_timeout(60_000)
-        yield context
-        context.close()
-
-
-def test_broker_pipeline_in_a_browser(server, browser, world):
-    base = server
+def test_broker_pipeline_in_a_browser(live_server, browser_context, world):  # noqa: F811
+    base, browser = live_server, browser_context
     page = browser.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
