@@ -371,7 +371,7 @@ class MatcherService:
                     if vectors is not None and vectors.ntotal != manifest.count:
                         vectors = None
             if vectors is None:
-                vectors = make_index(self.backend, self._dim())
+                vectors = make_index(self.backend, self.encoder.dim)
                 rows = session.exec(
                     select(Embedding.record_id, Embedding.chunk, Embedding.vector).where(
                         Embedding.side == side.value,
@@ -384,17 +384,14 @@ class MatcherService:
                         .reshape(len(rows), -1),
                     )
                 if path is not None:
-                    vectors.save(path, self._manifest(side, vectors, checksum, revision, len(ids)))
+                    vectors.save(path, self._manifest(vectors, checksum, revision, len(ids)))
         st = SideState(side, vectors, revision=revision)
         st.keywords.set_many((r.id, record_tokens(r.title, r.description)) for r in records)
         st.meta = {r.id: _meta(r) for r in records}
         st.refresh_stats()
         return st
 
-    def _dim(self) -> int:
-        return self.encoder.dim
-
-    def _manifest(self, side, vectors, checksum, revision, records) -> Manifest:
+    def _manifest(self, vectors, checksum, revision, records) -> Manifest:
         return Manifest(self.encoder.model_id, vectors.dim, vectors.ntotal, records, checksum,
                         revision, self.backend)
 
@@ -489,7 +486,7 @@ class MatcherService:
                 st.refresh_stats()
             path = self._index_path(side)
             if path is not None:
-                st.vectors.save(path, self._manifest(side, st.vectors, ids_checksum(st.meta),
+                st.vectors.save(path, self._manifest(st.vectors, ids_checksum(st.meta),
                                                      revision, len(st.meta)))
 
     def create_demand(self, *, data: DemandCreate) -> Demand:
@@ -655,7 +652,7 @@ class MatcherService:
         return allowed
 
     def rank(self, *, title: str, body: str, target: Side, k: int = 10,
-             profile: ranking.Profile | None = None, query_side: Side | None = None,
+             profile: ranking.Profile | None = None,
              filters: Filters | None = None, viewer: Viewer | None = None,
              explain: bool = True, prompt: str = "query") -> list[MatchResult]:
         """Rank records of ``target`` for a query text (and its structured profile).
@@ -665,7 +662,6 @@ class MatcherService:
             target: the side to rank.
             k: how many results at most.
             profile: the query record's structured fields (compatibility checks).
-            query_side: the side the query record is on, if it is a record.
             filters: restrictions on the ranked records.
             viewer: who asks (confidential demands); None means the system.
             explain: build the explanation of each result.
@@ -773,7 +769,7 @@ class MatcherService:
         """Rank the other side for a record (stored or not: evaluation uses unsaved ones)."""
         side = Side.demand if isinstance(record, Demand) else Side.achievement
         return self.rank(title=record.title, body=record.description, target=side.other, k=k,
-                         profile=_profile(record), query_side=side, filters=filters,
+                         profile=_profile(record), filters=filters,
                          viewer=viewer, explain=explain, prompt=self.settings.record_prompt)
 
     def match_demand(self, demand_id: int, k: int = 10, *, filters: Filters | None = None,
