@@ -6,19 +6,23 @@ only when a model is first used.
 """
 
 from embeddings.encoder import (
+    DEFAULT_BACKEND,
     DEFAULT_MODEL,
     Encoder,
     EncoderError,
     SentenceTransformerEncoder,
     default_cache_dir,
     get_encoder,
+    model_id_for,
 )
 
 __all__ = [
+    "DEFAULT_BACKEND",
     "DEFAULT_MODEL",
     "Encoder",
     "EncoderError",
     "SentenceTransformerEncoder",
     "default_cache_dir",
     "get_encoder",
+    "model_id_for",
 ]

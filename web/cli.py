@@ -133,10 +133,11 @@ def model_group():
 @model_group.command("prepare")
 @with_appcontext
 def model_prepare():
-    """Build (once) and load the configured embedding model."""
+    """Build (once) and load the configured embedding model and its backend's export."""
     svc = _service()
     enc = svc.encoder
     click.echo(f"模型 / model: {enc.model_id} -> {enc.resolve()} (dim {enc.dim})")
+    click.echo(f"后端 / backend: {enc.backend.name}" + (f" -> {enc.export_folder()}" if enc.export_folder() else ""))
 
 
 @click.command("serve")

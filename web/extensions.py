@@ -18,7 +18,8 @@ def init_app(app: Flask) -> None:
     from embeddings import get_encoder
 
     cache = app.config.get("CACHE_DIR")
-    encoder = get_encoder(app.config["EMBEDDING_MODEL"], Path(cache) if cache else None)
+    encoder = get_encoder(app.config["EMBEDDING_MODEL"], Path(cache) if cache else None,
+                          app.config["EMBEDDING_BACKEND"])
     settings = RankSettings(
         fusion=app.config["FUSION"],
         dense_weight=float(app.config["DENSE_WEIGHT"]),
