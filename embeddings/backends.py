@@ -286,6 +286,8 @@ def prepare(model, backend: Backend, folder: Path | None) -> None:
             )
         (tmp / EXPORTED).write_text(json.dumps({"backend": backend.name, "min_probe_cosine": cosine}),
                                     encoding="utf-8")
+        if folder.exists() and not (folder / EXPORTED).exists():
+            shutil.rmtree(folder)  # never a finished export: writers only write temporary folders
         try:
             os.rename(tmp, folder)
         except OSError:
