@@ -5,11 +5,15 @@ A backend is chosen by name from the setting ``EMBEDDING_BACKEND``:
 =================  ===============================================================
 ``torch``          PyTorch fp32, the reference (what sentence-transformers runs)
 ``onnx``           ONNX Runtime, fp32 graph exported from the torch model
-``onnx:int8``      ONNX Runtime, MatMul weights quantised to int8 (dynamic)
+``onnx:int8``      ONNX Runtime, attention/GELU/LayerNorm fused, MatMul and
+                   Attention weights int8, activations quantised on the fly
 ``openvino``       OpenVINO, fp32 IR converted from the ONNX export
 ``openvino:bf16``  the same IR, run with OpenVINO's bf16 inference precision
                    (CPUs with AVX512-BF16 or AMX; elsewhere OpenVINO runs fp32)
 =================  ===============================================================
+
+Not registered: ``torch:bf16`` (measured 0.20x torch fp32's speed on this AVX2 CPU,
+which has no bf16 instructions).
 
 sentence-transformers 6.2 can load ONNX and OpenVINO models itself
 (``backend="onnx"|"openvino"``), but only through optimum-onnx / optimum-intel,
@@ -82,11 +86,19 @@ class Backend:
 
 # --- exporting ---------------------------------------------------------------------
 
-def _onnx_export(model, out: Path) -> Path:
-    """Export the transformer network of a loaded SentenceTransformer to ``out/model.onnx``."""
+def _onnx_export(model, out: Path, *, attention: str | None = None) -> Path:
+    """Export the transformer network of a loaded SentenceTransformer to ``out/model.onnx``.
+
+    Args:
+        attention: trace with this attention implementation (``"eager"`` gives the
+            graph ONNX Runtime's optimiser fuses into its Attention operator).
+    """
     import torch
 
     net = model[0].auto_model.eval()
+    before = net.config._attn_implementation
+    if attention:
+        net.set_attn_implementation(attention)
 
     class _LastHidden(torch.nn.Module):
         def __init__(self, inner):
@@ -110,6 +122,8 @@ def _onnx_export(model, out: Path) -> Path:
             dynamic_axes={"input_ids": axes, "attention_mask": axes, "last_hidden_state": axes},
             opset_version=17, dynamo=False,
         )
+    if attention:
+        net.set_attn_implementation(before)
     return path
 
 
@@ -118,15 +132,24 @@ def _build_onnx(model, out: Path) -> None:
 
 
 def _build_onnx_int8(model, out: Path) -> None:
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.transformers.optimizer import optimize_model
 
+    config = model[0].auto_model.config
     with tempfile.TemporaryDirectory(dir=out) as tmp:
-        source = _onnx_export(model, Path(tmp))
-        # Only the MatMuls (the compute); the word-embedding table stays fp32.
-        # reduce_range: 7-bit weights avoid the saturation of AVX2's u8*s8 kernels
-        # on CPUs without VNNI.
-        quantize_dynamic(source, out / "model.onnx", op_types_to_quantize=["MatMul"],
-                         per_channel=True, reduce_range=True, weight_type=QuantType.QInt8)
+        source = _onnx_export(model, Path(tmp), attention="eager")
+        # Fuse attention, GELU and LayerNorm first (measured 1.7x torch vs 1.45x unfused).
+        fused = optimize_model(str(source), model_type="bert", num_heads=config.num_attention_heads,
+                               hidden_size=config.hidden_size)
+        fused_path = Path(tmp) / "fused.onnx"
+        fused.save_model_to_file(str(fused_path))
+        # Quantise the compute (MatMul, fused Attention); the word-embedding table stays
+        # fp32.  reduce_range: 7-bit weights avoid the saturation of AVX2's u8*s8
+        # kernels on CPUs without VNNI.
+        quantize_dynamic(fused_path, out / "model.onnx", op_types_to_quantize=["MatMul", "Attention"],
+                         per_channel=True, reduce_range=True, weight_type=QuantType.QInt8,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
 
 def _build_openvino(model, out: Path) -> None:
@@ -148,11 +171,6 @@ def _attach_torch(model, folder: Path | None) -> None:
     import torch
 
     torch.set_num_threads(_threads())
-
-
-def _attach_torch_bf16(model, folder: Path | None) -> None:
-    _attach_torch(model, folder)
-    model.to(dtype=__import__("torch").bfloat16)
 
 
 def _swap(model, run: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
@@ -206,7 +224,6 @@ BACKENDS: dict[str, Backend] = {
     b.name: b
     for b in (
         Backend("torch", "torch", "fp32", None, None, _attach_torch),
-        Backend("torch:bf16", "torch", "bf16", None, None, _attach_torch_bf16),
         Backend("onnx", "onnx", "fp32", "onnx", _build_onnx, _attach_onnx),
         Backend("onnx:int8", "onnx", "int8", "onnx-int8", _build_onnx_int8, _attach_onnx,
                 min_probe_cosine=0.97),

