@@ -88,11 +88,11 @@ def test_recorded_table_decides_the_bundled_models_ids():
     recorded = agreement_mod.recorded(DEFAULT_MODEL)
     assert recorded, "agreement.json holds the measured table for the bundled model"
     for backend, result in recorded.items():
-        for name in ("jishu51", "csl"):
-            r = result[name]
-            ok = (r["top10_agreement"] >= agreement_mod.MIN_TOP10_AGREEMENT
-                  and abs(r["ndcg10_delta"]) <= agreement_mod.MAX_NDCG_DELTA)
-            assert ok or not result["passes"], f"{backend} on {name} cannot pass"
+        for s in agreement_mod.SETS:
+            r = result.get(s.name)
+            ok = r is not None and (r["top10_agreement"] >= agreement_mod.MIN_TOP10_AGREEMENT
+                                    and abs(r["ndcg10_delta"]) <= agreement_mod.MAX_NDCG_DELTA)
+            assert ok or not result["passes"], f"{backend} cannot pass on {s.name}"
         expected = DEFAULT_MODEL if result["passes"] else f"{DEFAULT_MODEL}@{backend}"
         assert model_id_for(DEFAULT_MODEL, backend) == expected
     assert model_id_for(DEFAULT_MODEL, DEFAULT_BACKEND) == DEFAULT_MODEL, \
