@@ -66,6 +66,7 @@ class IndustryChain(Labelled):
     biomedicine = "biomedicine", "中医药与生物医药", "TCM and biomedicine"
     furniture = "furniture", "现代家具", "Modern furniture"
     frontier = "frontier", "前沿领域", "Frontier fields"
+    other = "other", "其他", "Other"  # a real catalogue is not all of Jiangxi's 13 chains
 
 
 class CoopMode(Labelled):
@@ -174,14 +175,19 @@ class ApiToken(SQLModel, table=True):
 
 # --- demands -------------------------------------------------------------------
 
+EXTERNAL_ID_MAX = 120
+
+
 class _Common(SQLModel):
     title: str = Field(min_length=2, max_length=TITLE_MAX)
     description: str = Field(min_length=10, max_length=TEXT_MAX)
     industry_chain: IndustryChain = Field(sa_type=String(32), index=True)
     technical_field: str = Field(default="", max_length=100)
     region: str = Field(default="", max_length=64, index=True)
+    # the record's id in the system it was imported from (unique per organisation)
+    external_id: str | None = Field(default=None, max_length=EXTERNAL_ID_MAX)
 
-    @field_validator("title", "description", "technical_field", "region", mode="before")
+    @field_validator("title", "description", "technical_field", "region", "external_id", mode="before")
     @classmethod
     def _strip(cls, v: Any) -> Any:
         return _clean_text(v)
@@ -228,10 +234,11 @@ class DemandUpdate(SQLModel):
     contact_name: str | None = Field(default=None, max_length=64)
     contact_phone: str | None = Field(default=None, max_length=32)
     contact_email: str | None = Field(default=None, max_length=200)
+    external_id: str | None = Field(default=None, max_length=EXTERNAL_ID_MAX)
 
 
 class Demand(DemandBase, table=True):
-    __table_args__ = NO_REUSE
+    __table_args__ = (UniqueConstraint("organisation_id", "external_id"), NO_REUSE)
     id: int | None = Field(default=None, primary_key=True)
     organisation_id: int = Field(foreign_key="organisation.id", index=True)
     created_at: datetime = Field(default_factory=utcnow)
@@ -259,6 +266,8 @@ class AchievementBase(_Common):
     status: AchievementStatus = Field(
         default=AchievementStatus.available, sa_type=String(16)
     )
+    filing_date: date | None = None  # a patent's application date
+    publication_date: date | None = None  # a patent's publication date
 
     @field_validator("transfer_modes", mode="after")
     @classmethod
@@ -281,6 +290,8 @@ class AchievementCreate(AchievementBase):
     def _patent_number(self) -> AchievementCreate:
         if self.kind != AchievementKind.patent:
             self.patent_number = None
+        if self.filing_date and self.publication_date and self.publication_date < self.filing_date:
+            raise ValueError("公开日不能早于申请日 / the publication date cannot be before the filing date")
         return self
 
 
@@ -299,10 +310,13 @@ class AchievementUpdate(SQLModel):
     asking_price_wan: float | None = Field(default=None, ge=0, le=10_000_000)
     team: str | None = Field(default=None, max_length=200)
     status: AchievementStatus | None = None
+    filing_date: date | None = None
+    publication_date: date | None = None
+    external_id: str | None = Field(default=None, max_length=EXTERNAL_ID_MAX)
 
 
 class Achievement(AchievementBase, table=True):
-    __table_args__ = NO_REUSE
+    __table_args__ = (UniqueConstraint("organisation_id", "external_id"), NO_REUSE)
     id: int | None = Field(default=None, primary_key=True)
     organisation_id: int = Field(foreign_key="organisation.id", index=True)
     created_at: datetime = Field(default_factory=utcnow)

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import String, cast, func
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from matcher import jobs
@@ -32,6 +33,7 @@ from matcher.sides import SIDES, SideSpec, spec
 from matcher.visibility import Viewer, visible
 
 log = logging.getLogger(__name__)
+DUPLICATE_EXTERNAL_ID = "该机构已有此外部编号的记录 / this organisation has a record with this external id"
 
 # listener(event, side, record_id), called after a write has committed:
 # "created", "updated", "deleted".
@@ -188,7 +190,11 @@ class Records:
                 raise ValidationFailed({"organisation_id": "机构不存在 / no such organisation"})
             record.updated_at = utcnow()
             session.add(record)
-            session.flush()
+            try:
+                session.flush()
+            except IntegrityError as exc:
+                session.rollback()
+                raise ValidationFailed({"external_id": DUPLICATE_EXTERNAL_ID}) from exc
             index.store_vectors(session, record, vecs)
             revision = index.bump(session, [record.id])
             event = "created" if new else "updated"

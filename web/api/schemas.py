@@ -169,6 +169,7 @@ class _RecordOut(BaseModel):
     status: str
     organisation_id: int
     organisation_name: str | None
+    external_id: str | None = Field(default=None, description="来源系统中的编号 / the id in the source system")
     created_at: datetime
     updated_at: datetime
 
@@ -202,6 +203,8 @@ class AchievementOut(_RecordOut):
     transfer_modes: list[CoopMode]
     asking_price_wan: float | None
     team: str
+    filing_date: date | None = Field(default=None, description="申请日 / a patent's application date")
+    publication_date: date | None = Field(default=None, description="公开日 / a patent's publication date")
 
 
 class _Page(BaseModel):

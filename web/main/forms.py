@@ -179,6 +179,8 @@ class AchievementForm(RecordForm):
     transfer_modes = MultiCheckboxField(_l("可接受的转化方式"))
     asking_price_wan = _money(_l("转让报价"))
     team = _text(_l("研发团队"), 200)
+    filing_date = DateField(_l("申请日"), validators=[Optional()], description=_l("专利填写"))
+    publication_date = DateField(_l("公开日"), validators=[Optional()], description=_l("专利填写"))
     status = SelectField(_l("状态"))
 
     def set_choices(self, current: str) -> None:
