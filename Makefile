@@ -39,6 +39,7 @@ run: model
 	$(BIN)/techmatch db init
 	$(BIN)/techmatch seed --demo
 	$(BIN)/techmatch index verify
+	$(BIN)/techmatch matches verify
 	@echo "演示账号 / demo accounts: enterprise-demo, institution-demo, broker-demo, admin-demo; 密码 / password: demo-pass-2026"
 	@echo "登录 / log in at http://$(HOST):$(PORT)/auth/login"
 	@if [ -n "$$REDIS_URL$$TECHMATCH_REDIS_URL" ]; then \

@@ -29,7 +29,9 @@ from matcher.models import (
     SubscriptionCreate,
     User,
 )
-from matcher.service import ACTIVE_STATUS, Filters, MatcherService
+from matcher.retrieval import Filters
+from matcher.service import MatcherService
+from matcher.sides import spec
 from matcher.visibility import Viewer
 
 log = logging.getLogger(__name__)
@@ -163,7 +165,7 @@ def process_new_record(service: MatcherService, side: Side, record_id: int, *,
         record = service.get(side, record_id)
     except NotFound:
         return []
-    if str(record.status) != ACTIVE_STATUS[side]:
+    if str(record.status) != spec(side).active_status or record.deleted_at is not None:
         return []
     made: list[Notification] = []
     with Session(service.engine, expire_on_commit=False) as session:
@@ -183,7 +185,7 @@ def _match_alerts(service: MatcherService, session: Session, side: Side,
     if side is Side.demand and record.confidential:
         return []  # the other side may not see it, so may not hear of it either
     made: list[Notification] = []
-    for result in service.match_record(record, k=ALERT_TOP, explain=False):
+    for result in service.stored_matches(record, k=ALERT_TOP, explain=False):
         other = result.record
         if not result.good or other.organisation_id == record.organisation_id:
             continue

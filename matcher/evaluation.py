@@ -123,7 +123,7 @@ def _load_corpus(service: MatcherService, corpus: Path, progress: bool) -> dict[
         )
         for d in docs
     ]
-    ids = service.bulk_create(Side.achievement, items, progress=progress)
+    ids = service.bulk_create(Side.achievement, items, progress=progress, maintain=False)
     return {rid: d["_id"] for rid, d in zip(ids, docs, strict=True)}
 
 

@@ -12,7 +12,7 @@ Similarity for warnings uses the stored first-passage vectors (title and the
 start of the description) of the current model: a failed pair (D', A') warns
 about the candidate (D, A) when ``cos(D, D') >= SIMILAR`` and
 ``cos(A, A') >= SIMILAR``.  With e5 vectors unrelated texts of one language
-score about 0.80 +- 0.035 (``matcher.service.PRIOR_MOMENTS``), so 0.90 is about
+score about 0.80 +- 0.035 (``matcher.sideindex.PRIOR_MOMENTS``), so 0.90 is about
 three standard deviations above chance: the same topic, not merely the same
 language.  The pair itself (cosine 1) always warns.
 """

@@ -3,7 +3,7 @@
 Each record may have several passage vectors; a vector's FAISS id is
 ``record_id * CHUNK_SLOTS + chunk``, so a record's vectors are one id range.
 An index is saved beside the database with a manifest; the database stays the
-source of truth and :func:`matcher.service.MatcherService.verify` rebuilds
+source of truth and :meth:`matcher.sideindex.SideIndex.verify` rebuilds
 whatever disagrees with it.
 """
 

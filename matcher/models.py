@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from pydantic import EmailStr, field_validator, model_validator
-from sqlalchemy import JSON, Column, LargeBinary, String, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, LargeBinary, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -66,6 +66,7 @@ class IndustryChain(Labelled):
     biomedicine = "biomedicine", "中医药与生物医药", "TCM and biomedicine"
     furniture = "furniture", "现代家具", "Modern furniture"
     frontier = "frontier", "前沿领域", "Frontier fields"
+    other = "other", "其他", "Other"  # a real catalogue is not all of Jiangxi's 13 chains
 
 
 class CoopMode(Labelled):
@@ -114,6 +115,9 @@ class Side(enum.StrEnum):
 
 TITLE_MAX = 200
 TEXT_MAX = 20000
+# Ids are never handed out twice, not even after a row is removed: SQLite needs
+# AUTOINCREMENT for that (PostgreSQL sequences never go back).
+NO_REUSE = {"sqlite_autoincrement": True}
 
 
 def _clean_text(value: Any) -> Any:
@@ -134,6 +138,7 @@ class OrganisationBase(SQLModel):
 
 
 class Organisation(OrganisationBase, table=True):
+    __table_args__ = NO_REUSE
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(sa_type=String(32))
     created_at: datetime = Field(default_factory=utcnow)
@@ -144,6 +149,7 @@ class OrganisationCreate(OrganisationBase):
 
 
 class User(SQLModel, table=True):
+    __table_args__ = NO_REUSE
     id: int | None = Field(default=None, primary_key=True)
     username: str = Field(min_length=3, max_length=64, index=True, unique=True)
     password_hash: str = Field(max_length=256)
@@ -158,6 +164,8 @@ class User(SQLModel, table=True):
 class ApiToken(SQLModel, table=True):
     """A bearer token for the JSON API; only its SHA-256 digest is stored."""
 
+    __table_args__ = NO_REUSE
+
     id: int | None = Field(default=None, primary_key=True)
     digest: str = Field(max_length=64, index=True, unique=True)
     user_id: int = Field(foreign_key="user.id", index=True)
@@ -167,14 +175,19 @@ class ApiToken(SQLModel, table=True):
 
 # --- demands -------------------------------------------------------------------
 
+EXTERNAL_ID_MAX = 120
+
+
 class _Common(SQLModel):
     title: str = Field(min_length=2, max_length=TITLE_MAX)
     description: str = Field(min_length=10, max_length=TEXT_MAX)
     industry_chain: IndustryChain = Field(sa_type=String(32), index=True)
     technical_field: str = Field(default="", max_length=100)
     region: str = Field(default="", max_length=64, index=True)
+    # the record's id in the system it was imported from (unique per organisation)
+    external_id: str | None = Field(default=None, max_length=EXTERNAL_ID_MAX)
 
-    @field_validator("title", "description", "technical_field", "region", mode="before")
+    @field_validator("title", "description", "technical_field", "region", "external_id", mode="before")
     @classmethod
     def _strip(cls, v: Any) -> Any:
         return _clean_text(v)
@@ -221,13 +234,18 @@ class DemandUpdate(SQLModel):
     contact_name: str | None = Field(default=None, max_length=64)
     contact_phone: str | None = Field(default=None, max_length=32)
     contact_email: str | None = Field(default=None, max_length=200)
+    external_id: str | None = Field(default=None, max_length=EXTERNAL_ID_MAX)
 
 
 class Demand(DemandBase, table=True):
+    __table_args__ = (UniqueConstraint("organisation_id", "external_id"), NO_REUSE)
     id: int | None = Field(default=None, primary_key=True)
     organisation_id: int = Field(foreign_key="organisation.id", index=True)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    # Set when the record is deleted: it is kept (its matches, calls and audit trail
+    # still point at it) but hidden from everyone but brokers, and never matched.
+    deleted_at: datetime | None = Field(default=None, index=True)
     cooperation_modes: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     # stored as plain strings; the Create/Update models validate the enumerations
     industry_chain: str = Field(sa_type=String(32), index=True)
@@ -248,6 +266,8 @@ class AchievementBase(_Common):
     status: AchievementStatus = Field(
         default=AchievementStatus.available, sa_type=String(16)
     )
+    filing_date: date | None = None  # a patent's application date
+    publication_date: date | None = None  # a patent's publication date
 
     @field_validator("transfer_modes", mode="after")
     @classmethod
@@ -270,6 +290,8 @@ class AchievementCreate(AchievementBase):
     def _patent_number(self) -> AchievementCreate:
         if self.kind != AchievementKind.patent:
             self.patent_number = None
+        if self.filing_date and self.publication_date and self.publication_date < self.filing_date:
+            raise ValueError("公开日不能早于申请日 / the publication date cannot be before the filing date")
         return self
 
 
@@ -288,13 +310,20 @@ class AchievementUpdate(SQLModel):
     asking_price_wan: float | None = Field(default=None, ge=0, le=10_000_000)
     team: str | None = Field(default=None, max_length=200)
     status: AchievementStatus | None = None
+    filing_date: date | None = None
+    publication_date: date | None = None
+    external_id: str | None = Field(default=None, max_length=EXTERNAL_ID_MAX)
 
 
 class Achievement(AchievementBase, table=True):
+    __table_args__ = (UniqueConstraint("organisation_id", "external_id"), NO_REUSE)
     id: int | None = Field(default=None, primary_key=True)
     organisation_id: int = Field(foreign_key="organisation.id", index=True)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    # Set when the record is deleted: it is kept (its matches, calls and audit trail
+    # still point at it) but hidden from everyone but brokers, and never matched.
+    deleted_at: datetime | None = Field(default=None, index=True)
     ipc_codes: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     transfer_modes: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     industry_chain: str = Field(sa_type=String(32), index=True)
@@ -308,7 +337,7 @@ class Achievement(AchievementBase, table=True):
 class Embedding(SQLModel, table=True):
     """One passage vector of one record, and the model that made it."""
 
-    __table_args__ = (UniqueConstraint("side", "record_id", "chunk"),)
+    __table_args__ = (UniqueConstraint("side", "record_id", "chunk"), NO_REUSE)
 
     id: int | None = Field(default=None, primary_key=True)
     side: str = Field(max_length=16, index=True)
@@ -328,6 +357,98 @@ class IndexRevision(SQLModel, table=True):
 
     side: str = Field(primary_key=True, max_length=16)
     revision: int = 0
+    stats_version: int = 0  # the side's current corpus statistics (CorpusStats.version)
+
+
+class IndexChange(SQLModel, table=True):
+    """Which records a revision changed: a process that is behind catches up on these
+    records alone instead of reloading the whole side."""
+
+    __table_args__ = (Index("ix_indexchange_side_revision", "side", "revision"), NO_REUSE)
+
+    id: int | None = Field(default=None, primary_key=True)
+    side: str = Field(max_length=16)
+    revision: int
+    record_id: int
+
+
+class CorpusStats(SQLModel, table=True):
+    """A side's corpus statistics, frozen: BM25 document frequencies and lengths, and the
+    per-language mean and covariance of its vectors (dense scores are standardised with
+    them).  Every process scores with the same snapshot, so a score computed now and
+    one computed later agree until a new snapshot is taken (the stored match graph
+    depends on that)."""
+
+    __table_args__ = (UniqueConstraint("side", "version"), NO_REUSE)
+
+    id: int | None = Field(default=None, primary_key=True)
+    side: str = Field(max_length=16)
+    version: int
+    revision: int  # the side's index revision it was computed at
+    records: int
+    model_id: str = Field(max_length=300)
+    payload: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class StoredMatch(SQLModel, table=True):
+    """One candidate of one record's stored match list (the best K of the other side).
+
+    Holds every candidate, confidential ones included: who may see which is decided
+    when a list is read, by the one visibility rule.
+    """
+
+    __tablename__ = "stored_match"
+    __table_args__ = (UniqueConstraint("side", "record_id", "other_id"),
+                      Index("ix_stored_match_list", "side", "record_id", "score"),
+                      Index("ix_stored_match_other", "side", "other_id"),
+                      Index("ix_stored_match_queue", "side", "good", "strength"), NO_REUSE)
+
+    id: int | None = Field(default=None, primary_key=True)
+    side: str = Field(max_length=16)  # the side of the record whose list this is
+    record_id: int
+    other_id: int
+    score: float
+    strength: float
+    good: bool
+    breakdown: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+
+
+class MatchList(SQLModel, table=True):
+    """The tag of one record's stored match list: what it was computed with."""
+
+    __tablename__ = "match_list"
+
+    side: str = Field(primary_key=True, max_length=16)
+    record_id: int = Field(primary_key=True)
+    model_id: str = Field(max_length=300)
+    stats_version: int  # the other side's corpus statistics it was scored with
+    revision: int  # the other side's index revision when it was (re)computed
+    text_hash: str = Field(max_length=64)  # the record's text it was computed for
+    full: bool  # the list holds K candidates (more may exist beyond it)
+    kth_score: float | None = None  # the lowest score in a full list
+    kth_id: int | None = None
+    computed_at: datetime = Field(default_factory=utcnow)
+
+
+class Job(SQLModel, table=True):
+    """The outbox: work to do after a write, recorded in the write's own transaction.
+
+    Delivered to the queue (RQ) after commit, or run in-process without one; a job
+    whose delivery failed (Redis down, a crash) stays pending and is delivered again
+    by the worker's sweep or ``techmatch matches verify``.  Jobs are idempotent.
+    """
+
+    __table_args__ = (Index("ix_job_pending", "state", "created_at"), NO_REUSE)
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=40)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    state: str = Field(default="pending", max_length=16)  # pending, done, failed
+    attempts: int = 0
+    error: str = Field(default="", max_length=2000)
+    created_at: datetime = Field(default_factory=utcnow)
+    done_at: datetime | None = None
 
 
 def _check_email(v: str) -> str:
@@ -341,9 +462,9 @@ def _check_email(v: str) -> str:
 
 # --- the broker workspace: matches, audit trail, alerts, open calls ------------------
 #
-# Records referenced here (demands, achievements) carry no foreign key: the
-# matcher service deletes records outright, and a match, its audit trail and the
-# failure library must outlive them.  Users do carry one.
+# Records referenced here carry foreign keys: a deleted demand or achievement is
+# kept (``deleted_at``), so a match, its audit trail and the failure library keep
+# pointing at the record they were about, and an id is never given to another.
 
 class MatchState(Labelled):
     recommended = "recommended", "已推荐", "Recommended"
@@ -378,9 +499,11 @@ class Match(SQLModel, table=True):
     database, without a race.
     """
 
+    __table_args__ = NO_REUSE
+
     id: int | None = Field(default=None, primary_key=True)
-    demand_id: int = Field(index=True)
-    achievement_id: int = Field(index=True)
+    demand_id: int = Field(foreign_key="demand.id", index=True)
+    achievement_id: int = Field(foreign_key="achievement.id", index=True)
     state: str = Field(default=MatchState.recommended.value, sa_type=String(16), index=True)
     open_pair: str | None = Field(default=None, max_length=40, unique=True)
     broker_id: int = Field(foreign_key="user.id", index=True)
@@ -399,6 +522,8 @@ class Match(SQLModel, table=True):
 class MatchEvent(SQLModel, table=True):
     """One change of a match: the audit trail (never updated, never deleted)."""
 
+    __table_args__ = NO_REUSE
+
     id: int | None = Field(default=None, primary_key=True)
     match_id: int = Field(foreign_key="match.id", index=True)
     user_id: int | None = Field(default=None, foreign_key="user.id")
@@ -412,7 +537,7 @@ class MatchEvent(SQLModel, table=True):
 class Notification(SQLModel, table=True):
     """An in-app message to one user; ``dedup_key`` makes a retried job harmless."""
 
-    __table_args__ = (UniqueConstraint("user_id", "dedup_key"),)
+    __table_args__ = (UniqueConstraint("user_id", "dedup_key"), NO_REUSE)
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="user.id", index=True)
@@ -429,6 +554,8 @@ class Notification(SQLModel, table=True):
 
 class Subscription(SQLModel, table=True):
     """A saved search: new records it ranks highly are announced to its owner."""
+
+    __table_args__ = NO_REUSE
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="user.id", index=True)
@@ -447,8 +574,10 @@ class CallVerdict(Labelled):
 class OpenCall(SQLModel, table=True):
     """揭榜挂帅: a demand published as an open call with a reward and a deadline."""
 
+    __table_args__ = NO_REUSE
+
     id: int | None = Field(default=None, primary_key=True)
-    demand_id: int = Field(index=True, unique=True)
+    demand_id: int = Field(foreign_key="demand.id", index=True, unique=True)
     organisation_id: int = Field(foreign_key="organisation.id", index=True)
     reward_wan: float
     deadline: date
@@ -463,11 +592,11 @@ class CallSubmission(SQLModel, table=True):
     NULL otherwise; its unique constraint allows one winner per call.
     """
 
-    __table_args__ = (UniqueConstraint("call_id", "achievement_id"),)
+    __table_args__ = (UniqueConstraint("call_id", "achievement_id"), NO_REUSE)
 
     id: int | None = Field(default=None, primary_key=True)
     call_id: int = Field(foreign_key="opencall.id", index=True)
-    achievement_id: int = Field(index=True)
+    achievement_id: int = Field(foreign_key="achievement.id", index=True)
     organisation_id: int = Field(foreign_key="organisation.id", index=True)
     submitted_by: int = Field(foreign_key="user.id")
     proposal: str = Field(max_length=TEXT_MAX)
@@ -541,7 +670,8 @@ class SubmissionGrade(SQLModel):
 
 
 class SubscriptionCreate(SQLModel):
-    """A saved search of one side with optional filters."""
+    """A saved search of one side with optional filters (``side``: demand or achievement;
+    the plurals are accepted too)."""
 
     side: Side
     query: str = Field(min_length=1, max_length=2000)
@@ -549,6 +679,13 @@ class SubscriptionCreate(SQLModel):
     region: str | None = Field(default=None, max_length=64)
     min_trl: int | None = Field(default=None, ge=1, le=9)
     cooperation_mode: CoopMode | None = None
+
+    @field_validator("side", mode="before")
+    @classmethod
+    def _side(cls, v: Any) -> Any:
+        if isinstance(v, str) and v.strip().lower() in ("demands", "achievements"):
+            return v.strip().lower()[:-1]
+        return v
 
     @field_validator("query", "region", mode="before")
     @classmethod

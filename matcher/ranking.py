@@ -121,6 +121,20 @@ def cross_lingual_relevance(ds: float) -> float:
     return CROSS_LINGUAL_DISCOUNT * ds
 
 
+def absolute_strength(dense_z: float | None, keyword: float | None, cross_lingual: bool,
+                      self_score: float, dense_weight: float) -> float:
+    """The strength of a pair on an absolute 0..1 scale: the one formula behind both the
+    "absolute" fusion and the good-match threshold.
+
+    ``dense_weight * dense strength + (1 - dense_weight) * keyword strength``; for a
+    pair in two languages the dense strength alone, discounted.
+    """
+    ds = dense_strength(dense_z) if dense_z is not None else 0.0
+    if cross_lingual:
+        return cross_lingual_relevance(ds)
+    return dense_weight * ds + (1 - dense_weight) * keyword_strength(keyword or 0.0, self_score)
+
+
 def fuse(
     dense_z: dict[int, float],
     keyword: dict[int, float],
@@ -159,10 +173,8 @@ def fuse(
         elif method == "minmax":
             s.relevance = dense_weight * dn.get(rid, 0.0) + (1 - dense_weight) * kn.get(rid, 0.0)
         elif method == "absolute":
-            ds = dense_strength(s.dense_z) if s.dense_z is not None else 0.0
-            ks = keyword_strength(s.keyword or 0.0, keyword_self_score)
-            s.relevance = cross_lingual_relevance(ds) if s.cross_lingual else (
-                dense_weight * ds + (1 - dense_weight) * ks)
+            s.relevance = absolute_strength(s.dense_z, s.keyword, s.cross_lingual,
+                                            keyword_self_score, dense_weight)
         else:
             raise ValueError(f"unknown fusion method {method!r}")
         out.append(s)

@@ -132,13 +132,15 @@ def with_parties(engine, matches: list[Match]) -> list[tuple[Match, Parties]]:
         return [(m, parties(session, m)) for m in matches]
 
 
-def usernames(engine, ids) -> dict[int, str]:
-    """User names by id (for audit trails)."""
-    ids = {i for i in ids if i}
-    if not ids:
+def live_matches(engine, pairs: list[tuple[int, int]]) -> dict[tuple[int, int], int]:
+    """The live match (its id) of each given (demand id, achievement id) pair that has one."""
+    if not pairs:
         return {}
+    keys = [_pair_key(d, a) for d, a in pairs]
     with Session(engine) as session:
-        return dict(session.exec(select(User.id, User.username).where(User.id.in_(ids))).all())
+        rows = session.exec(select(Match.id, Match.demand_id, Match.achievement_id)
+                            .where(Match.open_pair.in_(keys))).all()
+    return {(d, a): mid for mid, d, a in rows}
 
 
 def list_matches(engine, viewer: Viewer, *, state: str | None = None, broker_id: int | None = None,
@@ -249,7 +251,7 @@ def _notify_parties(session: Session, match: Match, demand: Demand, achievement:
                    title_en=title_en, link=link, dedup_key=key)
 
 
-def _answering_side(actor: Viewer, p: Parties) -> str | None:
+def answering_side(actor: Viewer, p: Parties) -> str | None:
     """Which side's answer the actor gives: "demand", "achievement" or None (may not answer)."""
     if actor.organisation_id is not None:
         if actor.role == Role.enterprise.value and p.demand and actor.organisation_id == p.demand.organisation_id:
@@ -307,7 +309,7 @@ def _transition(session: Session, match: Match, p: Parties, actor: Viewer, data:
     target = MatchState(data.state)
     before = match.state
     if target in SIDE_TARGETS:
-        side = _answering_side(actor, p)
+        side = answering_side(actor, p)
         if side is None:
             raise Forbidden("only the side's own organisation answers")
         answer_field = f"{side}_answer"
@@ -379,21 +381,10 @@ class Candidate:
 
 
 def unreviewed_pairs(service: MatcherService, *, per_demand: int = 5, limit: int = 50) -> list[Candidate]:
-    """Good matches (``MatchResult.good``) of open demands that have no match record yet, strongest first.
-
-    One ranking per open demand: fine for a regional platform's hundreds of
-    open demands; a larger one would cache these rankings per index revision.
-    """
-    with Session(service.engine) as session:
-        demands = session.exec(select(Demand).where(Demand.status == DemandStatus.open.value)).all()
-        seen = set(session.exec(select(Match.demand_id, Match.achievement_id)).all())
-    out: list[Candidate] = []
-    for demand in demands:
-        for r in service.match_record(demand, k=per_demand, explain=False):
-            if r.good and (demand.id, r.record.id) not in seen:
-                out.append(Candidate(demand, r.record, float(r.score), float(r.strength)))
-    out.sort(key=lambda c: (-c.strength, c.demand.id, c.achievement.id))
-    return out[:limit]
+    """Good matches (``MatchResult.good``) of open demands that have no match record yet, strongest
+    first, at most ``per_demand`` per demand: read from the stored match graph (one query)."""
+    return [Candidate(d, a, score, strength)
+            for d, a, score, strength in service.store.unreviewed(limit=limit, per_demand=per_demand)]
 
 
 def stale_matches(engine, *, days: int = DEFAULT_STALE_DAYS, now: datetime | None = None) -> list[Match]:

@@ -11,16 +11,12 @@ import json
 from importlib import resources
 from pathlib import Path
 
-from sqlmodel import Session, select
-
 from matcher.models import (
     AchievementCreate,
     DemandCreate,
-    Organisation,
     OrgKind,
     Role,
     Side,
-    User,
 )
 from matcher.service import MatcherService
 
@@ -49,23 +45,17 @@ def load_demo(service: MatcherService, *, progress: bool = True) -> dict[str, in
         Counts of what was created.
     """
     files = read_all()
-    with Session(service.engine, expire_on_commit=False) as session:
-        if service.count(Side.demand) or service.count(Side.achievement):
-            return {"organisations": 0, "demands": 0, "achievements": 0}
-        orgs: dict[str, Organisation] = {}
-        by_name = {o.name: o for o in session.exec(select(Organisation)).all()}
-        for f in files:
-            for o in f["organisations"]:
-                org = by_name.get(o["name"]) or Organisation(
-                    name=o["name"], kind=OrgKind(o["kind"]), region=o.get("region", ""),
-                    description=o.get("description", ""))
-                session.add(org)
-                by_name[org.name] = org
-                orgs[o["key"]] = org
-        if DEMO_BROKER_ORG["name"] not in by_name:
-            session.add(Organisation(**DEMO_BROKER_ORG))
-        session.commit()
-        org_ids = {k: o.id for k, o in orgs.items()}
+    if service.count(Side.demand) or service.count(Side.achievement):
+        return {"organisations": 0, "demands": 0, "achievements": 0}
+    directory = service.directory
+    org_ids: dict[str, int] = {}
+    for f in files:
+        for o in f["organisations"]:
+            org = directory.ensure_organisation(o["name"], OrgKind(o["kind"]).value, o.get("region", ""),
+                                                o.get("description", ""))
+            org_ids[o["key"]] = org.id
+    directory.ensure_organisation(DEMO_BROKER_ORG["name"], DEMO_BROKER_ORG["kind"].value,
+                                  DEMO_BROKER_ORG["region"], DEMO_BROKER_ORG["description"])
     demands, achievements = [], []
     for f in files:
         for d in f["demands"]:
@@ -80,32 +70,29 @@ def load_demo(service: MatcherService, *, progress: bool = True) -> dict[str, in
             "achievements": len(achievements)}
 
 
-def create_demo_accounts(engine) -> list[str]:
+def create_demo_accounts(service: MatcherService) -> list[str]:
     """The four demo accounts (demo mode only), all with ``DEMO_PASSWORD``."""
-    from werkzeug.security import generate_password_hash
+    directory = service.directory
 
+    def first(*kinds: OrgKind) -> int | None:
+        for kind in kinds:
+            orgs = sorted(directory.organisations([kind.value]), key=lambda o: o.id)
+            if orgs:
+                return orgs[0].id
+        return None
+
+    centre = directory.organisation_by_name(DEMO_BROKER_ORG["name"])
+    plan = [
+        ("enterprise-demo", Role.enterprise, first(OrgKind.enterprise), "示例企业用户"),
+        ("institution-demo", Role.institution, first(OrgKind.university, OrgKind.institute), "示例高校用户"),
+        ("broker-demo", Role.broker, centre.id if centre else first(OrgKind.transfer_centre), "示例技术经纪人"),
+        ("admin-demo", Role.admin, None, "示例管理员"),
+    ]
     made = []
-    with Session(engine) as session:
-        def first(kind: OrgKind) -> int | None:
-            org = session.exec(select(Organisation).where(Organisation.kind == kind)
-                               .order_by(Organisation.id)).first()
-            return org.id if org else None
-
-        centre = session.exec(select(Organisation).where(
-            Organisation.name == DEMO_BROKER_ORG["name"])).first()
-        broker_org = centre.id if centre else first(OrgKind.transfer_centre)
-        plan = [
-            ("enterprise-demo", Role.enterprise, first(OrgKind.enterprise), "示例企业用户"),
-            ("institution-demo", Role.institution,
-             first(OrgKind.university) or first(OrgKind.institute), "示例高校用户"),
-            ("broker-demo", Role.broker, broker_org, "示例技术经纪人"),
-            ("admin-demo", Role.admin, None, "示例管理员"),
-        ]
-        for username, role, org_id, name in plan:
-            if session.exec(select(User).where(User.username == username)).first():
-                continue
-            session.add(User(username=username, password_hash=generate_password_hash(DEMO_PASSWORD),
-                             role=role, organisation_id=org_id, display_name=name))
-            made.append(username)
-        session.commit()
+    for username, role, org_id, name in plan:
+        if directory.user_by_name(username) is not None:
+            continue
+        directory.create_user(username=username, password=DEMO_PASSWORD, role=role.value,
+                              organisation_id=org_id, display_name=name)
+        made.append(username)
     return made

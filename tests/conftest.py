@@ -124,3 +124,48 @@ def achievement_data(org_id: int, **kw) -> AchievementCreate:
 def factories():
     return type("F", (), {"org": staticmethod(make_org), "demand": staticmethod(demand_data),
                           "achievement": staticmethod(achievement_data)})
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory, encoder):
+    """The real demo seeds, loaded once for the whole test session through the CLI
+    (``techmatch db init`` and ``techmatch seed --demo``): ``(app, runner)``.
+
+    Tests must not change it; :func:`demo_copy` gives a private copy to change.
+    """
+    from web import create_app
+
+    folder = tmp_path_factory.mktemp("demo")
+    app = create_app({"TESTING": True, "SECRET_KEY": "test", "INSTANCE_PATH": str(folder),
+                      "CACHE_DIR": str(encoder.cache_dir)})
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["db", "init"]).exit_code == 0
+    result = runner.invoke(args=["seed", "--demo"])
+    assert result.exit_code == 0, result.output
+    assert "demo accounts" in result.output
+    yield app, runner
+    app.extensions["techmatch.engine"].dispose()
+
+
+@pytest.fixture
+def demo_copy(demo, tmp_path, encoder):
+    """A private copy of the seeded demo database (and its saved indexes), as an app."""
+    import shutil
+
+    from web import create_app
+
+    app, _ = demo
+    source = Path(app.instance_path)
+    engine = app.extensions["techmatch.engine"]
+    with engine.connect() as conn:  # fold the WAL into the main file before copying it
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    for item in source.iterdir():
+        if item.is_dir():
+            shutil.copytree(item, tmp_path / item.name)
+        elif item.suffix == ".sqlite3":
+            shutil.copy2(item, tmp_path / item.name)
+    copy = create_app({"TESTING": True, "SECRET_KEY": "test", "INSTANCE_PATH": str(tmp_path),
+                       "CACHE_DIR": str(encoder.cache_dir), "RATELIMIT_ENABLED": False,
+                       "WTF_CSRF_ENABLED": False})
+    yield copy
+    copy.extensions["techmatch.engine"].dispose()

@@ -15,22 +15,6 @@ from matcher.models import Achievement, Demand, User
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory, encoder):
-    from web import create_app
-
-    folder = tmp_path_factory.mktemp("demo")
-    app = create_app({"TESTING": True, "SECRET_KEY": "test", "INSTANCE_PATH": str(folder),
-                      "CACHE_DIR": str(encoder.cache_dir)})
-    runner = app.test_cli_runner()
-    assert runner.invoke(args=["db", "init"]).exit_code == 0
-    result = runner.invoke(args=["seed", "--demo"])
-    assert result.exit_code == 0, result.output
-    assert "demo accounts" in result.output
-    yield app, runner
-    app.extensions["techmatch.engine"].dispose()
-
-
 def test_seed_files_are_valid_and_large_enough():
     files = seeds.read_all()
     demands = [d for f in files for d in f["demands"]]

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import time
 import uuid
+from datetime import timedelta
 
 import pytest
 from sqlmodel import Session, select
 from werkzeug.security import generate_password_hash
 
-from matcher.models import Notification, OrgKind, Role, User
+from matcher.models import Job, Notification, OrgKind, Role, Side, User
 from tests.conftest import REDIS_URL, achievement_data, demand_data, make_org
 
 
@@ -160,8 +164,15 @@ def test_worker_on_redis(tmp_path, encoder, redis_queue, monkeypatch):
     assert [n.link for n in got] == [f"/achievements/{achievement.id}"]
     built = worker_cli._app
     assert built is not None and built is not app and built.config["DATABASE_URL"] == db
-    # A retried job adds nothing twice.
-    assert worker_cli.alert_job("achievement", achievement.id) == 0
+    # A job run again adds nothing twice: it is done, and its alerts are de-duplicated anyway.
+    outbox = built.extensions["techmatch.matcher"].outbox
+    assert outbox.pending(older_than=timedelta(0)) == []
+    with Session(app.extensions["techmatch.engine"]) as s:
+        job_ids = s.exec(select(Job.id)).all()
+    assert all(outbox.run(j) for j in job_ids)
+    from matcher.alerts import process_new_record
+
+    assert process_new_record(built.extensions["techmatch.matcher"], Side.achievement, achievement.id) == []
     assert len(alerts_of(app, ids["ent"])) == 1
     built.extensions["techmatch.engine"].dispose()
     app.extensions["techmatch.engine"].dispose()
@@ -185,4 +196,66 @@ def test_worker_command_needs_redis(tmp_path, encoder):
     app = make_app(tmp_path, encoder)
     result = app.test_cli_runner().invoke(args=["worker", "--burst"])
     assert result.exit_code != 0 and "REDIS_URL" in result.output
+    app.extensions["techmatch.engine"].dispose()
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """A Redis server of this test's own, on its own port, that the test can stop and start."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed: the Redis-down test needs a server of its own")
+    port = free_port()
+
+    class Server:
+        url = f"redis://127.0.0.1:{port}/0"
+        proc = None
+
+        def start(self):
+            self.proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                          "--appendonly", "no", "--dir", str(tmp_path)],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            from redis import Redis
+
+            for _ in range(100):
+                try:
+                    if Redis.from_url(self.url).ping():
+                        return
+                except Exception:
+                    time.sleep(0.05)
+            raise RuntimeError("redis-server did not start")
+
+        def stop(self):
+            if self.proc is not None:
+                self.proc.terminate()
+                self.proc.wait(timeout=10)
+                self.proc = None
+
+    server = Server()
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_nothing_lost_when_redis_is_down(tmp_path, encoder, own_redis):
+    """With Redis stopped, writes and pages keep working and the job waits in the outbox;
+    once Redis is back, the worker delivers it and the alert arrives."""
+    app = make_app(tmp_path, encoder, REDIS_URL=own_redis.url, RATELIMIT_ENABLED=True)
+    ids = people(app)
+    svc = app.extensions["techmatch.matcher"]
+    demand = svc.create_demand(data=demand_data(ids["ent_org"]))
+    own_redis.stop()
+    achievement = svc.create_achievement(data=achievement_data(ids["inst_org"]))  # the write succeeds
+    client = app.test_client()
+    assert client.get(f"/achievements/{achievement.id}").status_code == 200  # and pages work
+    assert client.get(f"/demands/{demand.id}").status_code == 200
+    pending = svc.outbox.pending(older_than=timedelta(0))
+    assert len(pending) == 2, "both jobs wait in the outbox (the first was queued on a Redis now gone)"
+    assert alerts_of(app, ids["ent"]) == []
+    own_redis.start()  # an empty Redis: the queued job of the first write is gone with the old server
+    result = app.test_cli_runner().invoke(args=["worker", "--burst"])
+    assert result.exit_code == 0, result.output
+    assert "2 pending jobs queued" in result.output
+    assert [n.link for n in alerts_of(app, ids["ent"])] == [f"/achievements/{achievement.id}"]
+    assert svc.outbox.pending(older_than=timedelta(0)) == []
     app.extensions["techmatch.engine"].dispose()

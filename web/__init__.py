@@ -31,6 +31,9 @@ DEFAULTS: dict[str, Any] = {
     "BABEL_DEFAULT_LOCALE": "zh",
     "LANGUAGES": ("zh", "en"),
     "LOGIN_RATE_LIMIT": "10 per minute",
+    # Redis (the limiter's storage when configured) may be down: pages keep working
+    "RATELIMIT_SWALLOW_ERRORS": True,
+    "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SAMESITE": "Lax",
 }
@@ -102,7 +105,6 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 def _init_portal(app: Flask) -> None:
     """CSRF, languages, rate limits, the error renderer and the template helpers."""
     from web import errors
-    from web.auth import accounts
     from web.main import filters
 
     csrf.init_app(app)  # every form post; the bearer-token API exempts its blueprint (web.api.routes)
@@ -111,7 +113,6 @@ def _init_portal(app: Flask) -> None:
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config.get("REDIS_URL") or "memory://")
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
     limiter.init_app(app)
-    accounts.init_app(app)
     errors.init_app(app)
     filters.init_app(app)
     app.after_request(_security_headers)

@@ -58,7 +58,7 @@ def seed(demo: bool):
     else:
         click.echo("已有数据, 跳过导入 / records exist, seeds skipped")
     if demo:
-        made = seeds.create_demo_accounts(engine())
+        made = seeds.create_demo_accounts(_service())
         if made:
             click.echo("演示账号 / demo accounts: " + ", ".join(made)
                        + f" (password: {seeds.DEMO_PASSWORD})")
@@ -84,6 +84,32 @@ def index_rebuild(side):
 def index_verify():
     """Check the saved indexes against the database; rebuild what disagrees."""
     report = _service().verify()
+    click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+
+
+@click.group("matches", help="已存储的匹配结果 / the stored match graph")
+def matches_group():
+    pass
+
+
+@matches_group.command("verify")
+@with_appcontext
+def matches_verify():
+    """Run pending jobs, then recompute every stored list that is missing or stale."""
+    from datetime import timedelta
+
+    svc = _service()
+    svc.outbox.sweep(older_than=timedelta(0), run_here=True)
+    report = svc.store.verify(progress=True)
+    click.echo(json.dumps(report, ensure_ascii=False, indent=2))
+
+
+@matches_group.command("rebuild")
+@click.option("--side", type=click.Choice([s.value for s in Side]), default=None)
+@with_appcontext
+def matches_rebuild(side):
+    """Recompute every stored match list (with a progress bar)."""
+    report = _service().store.rebuild(Side(side) if side else None, progress=True)
     click.echo(json.dumps(report, ensure_ascii=False, indent=2))
 
 
@@ -197,7 +223,8 @@ def eval_cmd(corpus, queries, qrels, run_out, k, judged_only, workspace, ablatio
 def register_commands(app: Flask) -> None:
     from web.worker_cli import worker
 
-    for command in (db_group, seed, index_group, match_group, model_group, serve, eval_cmd, worker):
+    for command in (db_group, seed, index_group, matches_group, match_group, model_group, serve, eval_cmd,
+                    worker):
         app.cli.add_command(command)
 
 

@@ -7,7 +7,9 @@ from pathlib import Path
 from flask import Flask, current_app
 
 from matcher.db import make_engine, sqlite_url
-from matcher.service import MatcherService, RankSettings
+from matcher.directory import Directory
+from matcher.retrieval import RankSettings
+from matcher.service import MatcherService
 
 
 def init_app(app: Flask) -> None:
@@ -45,3 +47,8 @@ def matcher() -> MatcherService:
 
 def engine():
     return current_app.extensions["techmatch.engine"]
+
+
+def directory() -> Directory:
+    """Organisations and users (the matcher's own directory service)."""
+    return matcher().directory

@@ -1,28 +1,30 @@
-"""Background alerts: the listener that queues them, the job that runs them, ``techmatch worker``.
+"""Background work: the outbox's queue, the job the RQ worker runs, ``techmatch worker``.
 
-Each committed "created" event of the matcher service queues
-``alert_job(side, record_id)``.  With ``REDIS_URL`` configured the job goes to
-an RQ queue (``ALERT_QUEUE``, default ``techmatch-alerts``) and a worker
-started with ``techmatch worker`` runs it; without Redis it runs at once in the
-process that wrote the record, so the embedded default needs no worker.
+Every write records its follow-up job in the outbox (:mod:`matcher.jobs`) in the
+write's own transaction.  With ``REDIS_URL`` configured the job's id goes to an
+RQ queue (``JOB_QUEUE``, default ``techmatch-jobs``) and ``techmatch worker``
+runs it; without Redis it runs at once in the process that wrote the record.
+A job that could not be queued (Redis down) stays pending in the database: the
+worker sweeps pending jobs when it starts and every ``SWEEP_SECONDS`` while it
+runs, so nothing is lost.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from datetime import timedelta
 
 import click
 from flask import Flask, current_app, has_app_context
 from flask.cli import with_appcontext
 
-from matcher.alerts import MailSettings, process_new_record
-from matcher.models import Side
-from matcher.worker import DEFAULT_QUEUE, JobQueue, make_queue, run_worker
+from matcher.alerts import MailSettings
+from matcher.worker import DEFAULT_QUEUE, make_queue, run_worker
 
 log = logging.getLogger(__name__)
 
-ALERT_JOB = "web.worker_cli.alert_job"
+SWEEP_SECONDS = 30
 _app: Flask | None = None
 _app_lock = threading.Lock()
 
@@ -40,29 +42,17 @@ def mail_settings(config) -> MailSettings | None:
         base_url=config.get("BASE_URL") or "")
 
 
+def queue_name(config) -> str:
+    return config.get("JOB_QUEUE") or config.get("ALERT_QUEUE") or DEFAULT_QUEUE
+
+
 def init_app(app: Flask) -> None:
-    """Register the alert listener on the app's matcher service."""
+    """Give the matcher service's outbox its queue (or none: in-process) and mail settings."""
     service = app.extensions["techmatch.matcher"]
-    queue = make_queue(app.config.get("REDIS_URL"), app.config.get("ALERT_QUEUE") or DEFAULT_QUEUE)
+    queue = make_queue(app.config.get("REDIS_URL"), queue_name(app.config))
     app.extensions["techmatch.queue"] = queue
-    service.listeners.append(alert_listener(service, queue, mail_settings(app.config)))
-
-
-def alert_listener(service, queue: JobQueue | None, mail: MailSettings | None):
-    """A service listener: alerts for every new record, queued or (without a queue) at once."""
-
-    def listener(event: str, side: Side, record_id: int) -> None:
-        if event != "created":
-            return
-        if queue is not None:
-            try:
-                queue.enqueue(ALERT_JOB, side.value, record_id)
-                return
-            except Exception:  # Redis unreachable: better late in this request than never
-                log.exception("could not queue alerts for %s %s; running them here", side.value, record_id)
-        process_new_record(service, side, record_id, mail=mail)
-
-    return listener
+    service.outbox.queue = queue
+    service.mail = mail_settings(app.config)
 
 
 def _worker_app() -> Flask:
@@ -76,34 +66,53 @@ def _worker_app() -> Flask:
         return _app
 
 
-def alert_job(side: str, record_id: int) -> int:
-    """The queued job: alerts for one new record.  Returns how many notifications it made."""
+def run_job(job_id: int) -> bool:
+    """The queued job: run one outbox job (idempotent).  Returns whether it is done."""
     if has_app_context():  # ``techmatch worker`` runs inside the app it was started with
         app = current_app._get_current_object()
-        return _run(app, side, record_id)
+        return _run(app, job_id)
     app = _worker_app()
     with app.app_context():
-        return _run(app, side, record_id)
+        return _run(app, job_id)
 
 
-def _run(app: Flask, side: str, record_id: int) -> int:
-    made = process_new_record(app.extensions["techmatch.matcher"], Side(side), record_id,
-                              mail=mail_settings(app.config))
-    return len(made)
+def _run(app: Flask, job_id: int) -> bool:
+    outbox = app.extensions["techmatch.matcher"].outbox
+    if not outbox.run(job_id):
+        raise RuntimeError(f"job {job_id} failed; RQ retries it")
+    return True
+
+
+def _sweeper(app: Flask, stop: threading.Event) -> None:
+    """Every ``SWEEP_SECONDS``: queue the jobs whose delivery failed (Redis was down, a crash)."""
+    while not stop.wait(SWEEP_SECONDS):
+        with app.app_context():
+            try:
+                app.extensions["techmatch.matcher"].outbox.sweep(older_than=timedelta(seconds=SWEEP_SECONDS))
+            except Exception:  # Redis or the database away: try again next round
+                log.warning("outbox sweep failed", exc_info=True)
 
 
 @click.command("worker")
-@click.option("--queue", "queues", multiple=True, help="queue name (repeatable); default ALERT_QUEUE")
+@click.option("--queue", "queues", multiple=True, help="queue name (repeatable); default JOB_QUEUE")
 @click.option("--burst", is_flag=True, help="stop when the queues are empty")
 @with_appcontext
 def worker(queues, burst):
-    """Run the background worker for alert jobs (needs REDIS_URL)."""
+    """Run the background worker for the jobs that follow writes (needs REDIS_URL)."""
     app = current_app._get_current_object()
     url = app.config.get("REDIS_URL")
     if not url:
-        raise click.UsageError("REDIS_URL 未配置: 无需 worker, 提醒在写入时直接处理 / "
-                               "REDIS_URL is not set: alerts run in-process, no worker is needed")
-    names = list(queues) or [app.config.get("ALERT_QUEUE") or DEFAULT_QUEUE]
-    click.echo(f"techmatch worker: {', '.join(names)}")
-    # Jobs run in this process, inside this app context: the model and indexes load once.
-    run_worker(url, names, burst=burst, simple=True)
+        raise click.UsageError("REDIS_URL 未配置: 无需 worker, 写入后的任务在进程内直接处理 / "
+                               "REDIS_URL is not set: jobs run in-process, no worker is needed")
+    names = list(queues) or [queue_name(app.config)]
+    outbox = app.extensions["techmatch.matcher"].outbox
+    swept = outbox.sweep(older_than=timedelta(0))  # what was written while no worker (or Redis) ran
+    click.echo(f"techmatch worker: {', '.join(names)} ({swept} pending jobs queued)")
+    stop = threading.Event()
+    if not burst:
+        threading.Thread(target=_sweeper, args=(app, stop), daemon=True, name="outbox-sweep").start()
+    try:
+        # Jobs run in this process, inside this app context: the model and indexes load once.
+        return run_worker(url, names, burst=burst, simple=True)
+    finally:
+        stop.set()

@@ -557,15 +557,15 @@ def test_error_pages_are_bilingual_and_json_under_api(client):
 def test_server_error_rolls_back_and_renders_page(app, world):
     from sqlmodel import select
 
+    from matcher.db import session_scope
     from matcher.models import Organisation, OrgKind
-    from web.auth.accounts import request_session
 
     @app.get("/boom")
     def boom():
-        session = request_session()
-        session.add(Organisation(name="半途而废的机构", kind=OrgKind.enterprise.value))
-        session.flush()
-        raise RuntimeError("internal detail 4242")
+        with session_scope(app.extensions["techmatch.engine"]) as session:
+            session.add(Organisation(name="半途而废的机构", kind=OrgKind.enterprise.value))
+            session.flush()
+            raise RuntimeError("internal detail 4242")
 
     app.config["PROPAGATE_EXCEPTIONS"] = False
     response = app.test_client().get("/boom")

@@ -7,8 +7,8 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Email, Length, Optional, Regexp
 
+from matcher.directory import PASSWORD_MIN
 from matcher.models import OrgKind, Role
-from web.auth.accounts import PASSWORD_MIN
 from web.main.filters import lang
 from web.main.forms import no_control_characters
 

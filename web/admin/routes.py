@@ -6,11 +6,11 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_babel import gettext as _
 from flask_login import current_user
 
-from matcher.errors import ValidationFailed
+from matcher.errors import ValidationFailed, field_errors
 from matcher.models import OrganisationCreate, Role
 from web.admin.forms import OrganisationForm, UserCreateForm, UserEditForm
-from web.auth import accounts
-from web.main.forms import apply_errors, pydantic_messages
+from web.extensions import directory
+from web.main.forms import apply_errors
 from web.security import login_manager
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -26,8 +26,8 @@ def admins_only():
 
 @bp.get("/")
 def index():
-    return render_template("admin/index.html", organisation_count=accounts.count_organisations(),
-                           user_count=accounts.count_users())
+    return render_template("admin/index.html", organisation_count=directory().count_organisations(),
+                           user_count=directory().count_users())
 
 
 @bp.route("/organisations", methods=["GET", "POST"])
@@ -41,9 +41,9 @@ def organisations():
             data = OrganisationCreate.model_validate({
                 "name": form.name.data.strip(), "kind": form.kind.data,
                 "region": (form.region.data or "").strip(), "description": form.description.data or ""})
-            org = accounts.create_organisation(data)
+            org = directory().create_organisation(data)
         except ValidationError as exc:
-            apply_errors(form, pydantic_messages(exc))
+            apply_errors(form, field_errors(exc))
         except ValidationFailed as exc:
             apply_errors(form, exc.errors)
         else:
@@ -52,17 +52,17 @@ def organisations():
     if form.is_submitted() and form.errors:
         status = 422
     return render_template("admin/organisations.html", form=form,
-                           organisations=accounts.organisations()), status
+                           organisations=directory().organisations()), status
 
 
 @bp.route("/users", methods=["GET", "POST"])
 def users():
-    orgs = accounts.organisations()
+    orgs = directory().organisations()
     form = UserCreateForm(organisations=orgs)
     status = 200
     if form.validate_on_submit():
         try:
-            user = accounts.create_user(
+            user = directory().create_user(
                 username=form.username.data, password=form.password.data, role=form.role.data,
                 organisation_id=form.organisation_id.data or None,
                 display_name=form.display_name.data or "", email=form.email.data or "")
@@ -73,21 +73,21 @@ def users():
             return redirect(url_for("admin.users"))
     if form.is_submitted() and form.errors:
         status = 422
-    return render_template("admin/users.html", form=form, users=accounts.users(),
+    return render_template("admin/users.html", form=form, users=directory().users(),
                            orgs={o.id: o.name for o in orgs}), status
 
 
 @bp.route("/users/<int:user_id>", methods=["GET", "POST"])
 def edit_user(user_id: int):
-    user = accounts.get_user(user_id)
+    user = directory().get_user(user_id)
     form = UserEditForm(obj=None if request.method == "POST" else user,
-                        organisations=accounts.organisations())
+                        organisations=directory().organisations())
     if not form.is_submitted():
         form.organisation_id.data = user.organisation_id or 0
     status = 200
     if form.validate_on_submit():
         try:
-            accounts.update_user(user_id, acting_user_id=current_user.id, role=form.role.data,
+            directory().update_user(user_id, acting_user_id=current_user.id, role=form.role.data,
                                  organisation_id=form.organisation_id.data or None,
                                  display_name=form.display_name.data or "", active=form.active.data,
                                  password=form.password.data or None)

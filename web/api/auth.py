@@ -50,9 +50,9 @@ def viewer() -> Viewer:
 
 def authenticate(username: str, password: str) -> PortalUser | None:
     """The active user with these credentials, else None (the portal's one check)."""
-    from web.auth import accounts
+    from web.extensions import directory
 
-    user = accounts.authenticate(username, password)
+    user = directory().authenticate(username, password)
     return PortalUser(user) if user is not None else None
 
 

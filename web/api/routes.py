@@ -23,19 +23,13 @@ from spectree import Response
 from werkzeug.exceptions import BadRequest, HTTPException
 
 from matcher import failures
-from matcher.errors import MatcherError
-from matcher.models import AchievementCreate, DemandCreate, Role, Side
-from matcher.service import Filters, MatcherService
+from matcher.errors import MatcherError, field_errors
+from matcher.models import Role, Side
+from matcher.retrieval import Filters
+from matcher.service import MatcherService
+from matcher.sides import SIDES, SideSpec, parse_side
 from web.api import ratelimit, serialise
-from web.api.auth import api_user, authenticate, load_bearer, require, viewer
-from web.api.errors import (
-    ApiError,
-    field_errors,
-    handle_api,
-    handle_http,
-    handle_matcher,
-    handle_unexpected,
-)
+from web.api.auth import authenticate, load_bearer, require, viewer
 from web.api.openapi import AUTH, OPTIONAL_AUTH, document, errors, spec
 from web.api.ratelimit import address_and_username, failed, limiter, token_limit, token_limit_ip
 from web.api.schemas import (
@@ -57,6 +51,7 @@ from web.api.schemas import (
     TokenOut,
     TokenRequest,
 )
+from web.errors import ApiError, handle_api, handle_domain, handle_http, handle_unexpected
 from web.extensions import engine, matcher
 from web.security import issue_token
 
@@ -94,7 +89,7 @@ def _on_register(state) -> None:
 
 
 bp.register_error_handler(ApiError, handle_api)
-bp.register_error_handler(MatcherError, handle_matcher)
+bp.register_error_handler(MatcherError, handle_domain)
 bp.register_error_handler(HTTPException, handle_http)
 bp.register_error_handler(Exception, handle_unexpected)
 
@@ -167,14 +162,10 @@ def token():
 # --- demands and achievements ----------------------------------------------------------
 
 @dataclass(frozen=True)
-class Kind:
-    """What differs between the two sides; one set of views serves both."""
+class ApiModels:
+    """The API's request and response models of one side (what the side is: :mod:`matcher.sides`)."""
 
-    side: Side
-    plural: str
-    zh: str
-    owner_role: Role  # creates for their own organisation only
-    create: type[DemandCreate] | type[AchievementCreate]
+    spec: SideSpec
     new: type[BaseModel]
     patch: type[BaseModel]
     out: type[BaseModel]
@@ -183,137 +174,111 @@ class Kind:
     matches: type[BaseModel]  # the other side, ranked for one of these
 
 
-DEMANDS = Kind(Side.demand, "demands", "需求", Role.enterprise, DemandCreate, DemandIn, DemandPatch,
-               DemandOut, DemandPage, DemandListQuery, AchievementResults)
-ACHIEVEMENTS = Kind(Side.achievement, "achievements", "成果", Role.institution, AchievementCreate,
-                    AchievementIn, AchievementPatch, AchievementOut, AchievementPage,
-                    AchievementListQuery, DemandResults)
-
-
-def _owner(kind: Kind, requested: int | None) -> int:
-    """The organisation a new record belongs to, as the caller may choose it."""
-    user = api_user()
-    assert user is not None
-    if user.role == Role.broker.value:
-        if requested is None:
-            raise ApiError(422, fields={"organisation_id": "经纪人须指定机构 organisation_id / "
-                                                           "brokers must give organisation_id"})
-        return requested
-    if user.organisation_id is None:
-        raise ApiError(403, "账号未关联机构 / your account belongs to no organisation")
-    if requested is not None and requested != user.organisation_id:
-        raise ApiError(403, "只能为本机构发布 / you may only publish for your own organisation")
-    return user.organisation_id
-
-
-def _editable(kind: Kind, record_id: int):
-    """The record, if the caller may change it: 404 when they may not see it, 403 when not theirs."""
-    user = api_user()
-    assert user is not None
-    record = svc().get(kind.side, record_id, user.viewer)
-    if user.role != Role.broker.value and (
-            user.organisation_id is None or user.organisation_id != record.organisation_id):
-        raise ApiError(403, f"只能修改本机构的{kind.zh} / you may only change your own organisation's "
-                            f"{kind.side.value}s")
-    return record
+API_MODELS = {
+    Side.demand: ApiModels(SIDES[Side.demand], DemandIn, DemandPatch, DemandOut, DemandPage,
+                           DemandListQuery, AchievementResults),
+    Side.achievement: ApiModels(SIDES[Side.achievement], AchievementIn, AchievementPatch, AchievementOut,
+                                AchievementPage, AchievementListQuery, DemandResults),
+}
 
 
 def _one(record) -> dict[str, Any]:
-    return serialise.records(engine(), [record], viewer())[0]
+    return serialise.records([record], viewer())[0]
 
 
-def _views(kind: Kind) -> dict[str, Callable[..., Any]]:
+def _views(models: ApiModels) -> dict[str, Callable[..., Any]]:
+    s = models.spec
+
     def list_records():
         q = _query()
         page, per_page = q.pop("page"), q.pop("per_page")
-        rows, total = svc().list_records(kind.side, viewer=viewer(), filters=Filters(**q),
+        rows, total = svc().list_records(s.side, viewer=viewer(), filters=Filters(**q),
                                          page=page, per_page=per_page)
-        return {"items": serialise.records(engine(), rows, viewer()), "total": total,
+        return {"items": serialise.records(rows, viewer()), "total": total,
                 "page": page, "per_page": per_page}
 
     def create():
         data = request.context.json
         values = data.model_dump()
-        values["organisation_id"] = _owner(kind, data.organisation_id)
+        values["organisation_id"] = svc().records.owner_for(viewer(), s.side, data.organisation_id)
         try:
-            model = kind.create.model_validate(values)
+            model = s.create.model_validate(values)
         except ValidationError as exc:
             raise ApiError(422, fields=field_errors(exc)) from exc
-        record = getattr(svc(), f"create_{kind.side.value}")(data=model)
-        location = url_for(f"api.{kind.plural}_detail", record_id=record.id)
+        record = svc().create(s.side, model)
+        location = url_for(f"api.{s.plural}_detail", record_id=record.id)
         return _one(record), 201, {"Location": location}
 
     def detail(record_id: int):
-        return _one(svc().get(kind.side, record_id, viewer()))
+        return _one(svc().get(s.side, record_id, viewer()))
 
     def update(record_id: int):
-        _editable(kind, record_id)
-        record = getattr(svc(), f"update_{kind.side.value}")(record_id, data=request.context.json)
-        return _one(record)
+        svc().records.editable(s.side, record_id, viewer())
+        return _one(svc().update(s.side, record_id, request.context.json))
 
     def delete(record_id: int):
-        _editable(kind, record_id)
-        svc().delete(kind.side, record_id)
+        svc().records.editable(s.side, record_id, viewer())
+        svc().delete(s.side, record_id)
         return "", 204
 
     def matches(record_id: int):
         q = _query()
         k = q.pop("k")
-        found = getattr(svc(), f"match_{kind.side.value}")(
-            record_id, k=k, viewer=viewer(), filters=Filters(**q))
-        results = serialise.results(engine(), found, kind.side.other.value, viewer())
-        pairs = [(record_id, r.record.id) if kind.side is Side.demand else (r.record.id, record_id)
+        found = svc().match(s.side, record_id, k=k, viewer=viewer(), filters=Filters(**q))
+        results = serialise.results(found, s.other.name, viewer())
+        pairs = [(record_id, r.record.id) if s.side is Side.demand else (r.record.id, record_id)
                  for r in found]
         warned = failures.warnings_for(engine(), svc().encoder.model_id, pairs, viewer())
         for item, pair in zip(results, pairs, strict=True):
             item["warnings"] = warned[pair]
         return {"results": results}
 
-    noun, zh = kind.side.value, kind.zh
+    noun, zh = s.en, s.zh
     list_records.__doc__ = f"{zh}列表 / list {noun}s (newest first, filtered, paged)."
     create.__doc__ = f"发布{zh} / create a {noun}."
     detail.__doc__ = f"{zh}详情 / one {noun}."
     update.__doc__ = f"修改{zh} / change some fields of a {noun} (own organisation or broker)."
-    delete.__doc__ = f"删除{zh} / delete a {noun} (own organisation or broker)."
-    matches.__doc__ = (f"为{zh}匹配 / the best {kind.side.other.value}s for a {noun}, best first "
+    delete.__doc__ = f"删除{zh} / delete a {noun} (own organisation or broker; kept hidden, its id never reused)."
+    matches.__doc__ = (f"为{zh}匹配 / the best {s.other.en}s for a {noun}, best first "
                        "(confidential demands only for brokers and their own organisation).")
     return {"list": list_records, "create": create, "detail": detail, "update": update,
             "delete": delete, "matches": matches}
 
 
-def _register(kind: Kind) -> None:
-    views = _views(kind)
-    tags = [kind.plural]
-    base, one = f"/{kind.plural}", f"/{kind.plural}/<int:record_id>"
-    creators = (kind.owner_role.value, Role.broker.value)
+def _register(models: ApiModels) -> None:
+    views = _views(models)
+    s = models.spec
+    tags = [s.plural]
+    base, one = f"/{s.plural}", f"/{s.plural}/<int:record_id>"
+    creators = (s.owner_role, Role.broker.value)
     routes = [
         ("list", base, "GET", (), dict(
-            query=kind.list_query, security=OPTIONAL_AUTH,
-            resp=Response(HTTP_200=kind.page, **errors(401, 422)))),
+            query=models.list_query, security=OPTIONAL_AUTH,
+            resp=Response(HTTP_200=models.page, **errors(401, 422)))),
         ("create", base, "POST", creators, dict(
-            json=kind.new, security=AUTH,
-            resp=Response(HTTP_201=kind.out, **errors(400, 401, 403, 413, 422)))),
+            json=models.new, security=AUTH,
+            resp=Response(HTTP_201=models.out, **errors(400, 401, 403, 413, 422)))),
         ("detail", one, "GET", (), dict(
-            security=OPTIONAL_AUTH, resp=Response(HTTP_200=kind.out, **errors(401, 404)))),
+            security=OPTIONAL_AUTH, resp=Response(HTTP_200=models.out, **errors(401, 404)))),
         ("update", one, "PATCH", (), dict(
-            json=kind.patch, security=AUTH,
-            resp=Response(HTTP_200=kind.out, **errors(400, 401, 403, 404, 413, 422)))),
+            json=models.patch, security=AUTH,
+            resp=Response(HTTP_200=models.out, **errors(400, 401, 403, 404, 413, 422)))),
         ("delete", one, "DELETE", (), dict(
             security=AUTH, resp=Response("HTTP_204", **errors(401, 403, 404)))),
         ("matches", f"{one}/matches", "GET", (), dict(
             query=MatchQuery, security=OPTIONAL_AUTH,
-            resp=Response(HTTP_200=kind.matches, **errors(401, 404, 422)))),
+            resp=Response(HTTP_200=models.matches, **errors(401, 404, 422)))),
     ]
     for name, rule, method, roles, options in routes:
-        endpoint = f"{kind.plural}_{name}"
+        endpoint = f"{s.plural}_{name}"
         view = spec.validate(tags=tags, operation_id=endpoint, **options)(views[name])
         if method in ("POST", "PATCH", "DELETE"):
             view = require(*roles)(view)
         bp.add_url_rule(rule, endpoint=endpoint, view_func=view, methods=[method])
 
 
-_register(DEMANDS)
-_register(ACHIEVEMENTS)
+for _models in API_MODELS.values():
+    _register(_models)
 
 
 # --- search and the document -----------------------------------------------------------
@@ -324,9 +289,9 @@ _register(ACHIEVEMENTS)
 def search():
     """检索需求或成果 / free-text search of demands or achievements, best first."""
     q: SearchQuery = request.context.query
-    side = Side.demand if q.side == "demands" else Side.achievement
+    side = parse_side(q.side)
     found = svc().search(q.q, side, k=q.k, viewer=viewer())
-    return {"results": serialise.results(engine(), found, side.value, viewer())}
+    return {"results": serialise.results(found, side.value, viewer())}
 
 
 @bp.get("/openapi.json")

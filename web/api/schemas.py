@@ -123,12 +123,17 @@ class MatchQuery(BaseModel):
     cooperation_mode: CoopMode | None = None
 
 
+SIDE_DOC = ("检索对象: demand 或 achievement (复数 demands / achievements 亦可) / the side: demand or "
+            "achievement (the plurals demands / achievements are accepted too)")
+SideName = Literal["demand", "achievement", "demands", "achievements"]
+
+
 class SearchQuery(BaseModel):
     """自由文本检索 / free-text search of one side (achievements unless ``side`` says otherwise)."""
 
     model_config = FORBID
     q: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-    side: Literal["demands", "achievements"] = "achievements"
+    side: SideName = Field(default="achievement", description=SIDE_DOC)
     k: int = Field(default=10, ge=1, le=MAX_K)
 
 
@@ -164,6 +169,7 @@ class _RecordOut(BaseModel):
     status: str
     organisation_id: int
     organisation_name: str | None
+    external_id: str | None = Field(default=None, description="来源系统中的编号 / the id in the source system")
     created_at: datetime
     updated_at: datetime
 
@@ -197,6 +203,8 @@ class AchievementOut(_RecordOut):
     transfer_modes: list[CoopMode]
     asking_price_wan: float | None
     team: str
+    filing_date: date | None = Field(default=None, description="申请日 / a patent's application date")
+    publication_date: date | None = Field(default=None, description="公开日 / a patent's publication date")
 
 
 class _Page(BaseModel):

@@ -6,26 +6,13 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlmodel import Session, select
-
-from matcher.models import Achievement, Demand, Organisation
-from matcher.service import MatchResult
+from matcher.models import Achievement, Demand
+from matcher.retrieval import MatchResult
 from matcher.visibility import Viewer
 from web.api.schemas import AchievementOut, DemandOut
 
 CONTACT_FIELDS = ("contact_name", "contact_phone", "contact_email")
 _FIELDS = {Demand: tuple(DemandOut.model_fields), Achievement: tuple(AchievementOut.model_fields)}
-
-
-def organisation_names(engine, ids: Iterable[int]) -> dict[int, str]:
-    """Names of the given organisations, in one query."""
-    # The service has no organisation look-up yet; this read is the only SQL in the API.
-    ids = {i for i in ids if i is not None}
-    if not ids:
-        return {}
-    with Session(engine) as session:
-        rows = session.exec(select(Organisation.id, Organisation.name).where(Organisation.id.in_(ids)))
-        return dict(rows.all())
 
 
 def record(rec: Demand | Achievement, viewer: Viewer, names: dict[int, str]) -> dict[str, Any]:
@@ -41,14 +28,20 @@ def record(rec: Demand | Achievement, viewer: Viewer, names: dict[int, str]) -> 
     return out
 
 
-def records(engine, recs: list[Demand | Achievement], viewer: Viewer) -> list[dict[str, Any]]:
-    names = organisation_names(engine, (r.organisation_id for r in recs))
+def organisation_names(ids: Iterable[int | None]) -> dict[int, str]:
+    from web.extensions import directory
+
+    return directory().organisation_names(ids)
+
+
+def records(recs: list[Demand | Achievement], viewer: Viewer) -> list[dict[str, Any]]:
+    names = organisation_names(r.organisation_id for r in recs)
     return [record(r, viewer, names) for r in recs]
 
 
-def results(engine, found: list[MatchResult], key: str, viewer: Viewer) -> list[dict[str, Any]]:
+def results(found: list[MatchResult], key: str, viewer: Viewer) -> list[dict[str, Any]]:
     """Match or search results, in rank order, each with its record under ``key``."""
-    names = organisation_names(engine, (r.record.organisation_id for r in found))
+    names = organisation_names(r.record.organisation_id for r in found)
     return [{key: record(r.record, viewer, names), "score": float(r.score),
              "strength": float(r.strength), "good": bool(r.good),
              "breakdown": _json(r.breakdown), "explanation": _json(r.explanation)} for r in found]

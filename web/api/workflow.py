@@ -19,7 +19,6 @@ from matcher.models import FailureReason, MatchState, Role
 from matcher.visibility import Viewer
 from web.api import serialise
 from web.api.auth import api_user, require, viewer
-from web.api.errors import LABELS
 from web.api.openapi import AUTH, OPTIONAL_AUTH, errors, spec
 from web.api.routes import bp, svc
 from web.api.schemas import (
@@ -48,18 +47,7 @@ from web.api.schemas import (
     SubscriptionList,
     SubscriptionOut,
 )
-from web.extensions import engine
-
-# Field labels for the bilingual messages of web.api.errors (which owns the table).
-LABELS.update({
-    "demand_id": ("需求", "demand"), "achievement_id": ("成果", "achievement"),
-    "state": ("状态", "state"), "note": ("说明", "note"), "amount_wan": ("签约金额(万元)", "amount (10k CNY)"),
-    "signed_on": ("签约日期", "signing date"), "reason": ("失败原因", "reason"),
-    "broker_id": ("技术经纪人", "broker"), "stale_days": ("停滞天数", "stale days"),
-    "limit": ("条数", "limit"), "unread": ("未读", "unread"), "query": ("检索内容", "query"),
-    "reward_wan": ("悬赏金额(万元)", "reward (10k CNY)"), "proposal": ("方案", "proposal"),
-    "score": ("评分", "score"), "verdict": ("评审结论", "verdict"),
-})
+from web.extensions import directory, engine
 
 BROKER, ADMIN = Role.broker.value, Role.admin.value
 
@@ -84,7 +72,7 @@ def _ref(rec, names: dict[int, str]) -> dict[str, Any] | None:
 
 
 def _names(*records) -> dict[int, str]:
-    return serialise.organisation_names(engine(), (r.organisation_id for r in records if r is not None))
+    return serialise.organisation_names(r.organisation_id for r in records if r is not None)
 
 
 def _match(m, p: workflow.Parties, names: dict[int, str] | None = None) -> dict[str, Any]:
@@ -151,7 +139,7 @@ def matches_list():
 def matches_detail(match_id: int):
     """对接详情 / one match with its audit trail and failure warnings."""
     m, p, events = workflow.get_match(engine(), match_id, viewer())
-    users = workflow.usernames(engine(), (e.user_id for e in events))
+    users = directory().usernames(e.user_id for e in events)
     out = _match(m, p)
     out["events"] = [{"id": e.id, "user_id": e.user_id, "username": users.get(e.user_id),
                       "action": e.action, "from_state": e.from_state, "to_state": e.to_state,
@@ -318,8 +306,8 @@ def calls_detail(call_id: int):
     """揭榜挂帅详情 / one call with the answers you may see and the best-matching achievements."""
     view = calls.get_call(engine(), call_id, viewer())
     out = _calls([view])[0]
-    found = svc().match_record(view.demand, k=5, viewer=viewer())
-    out["suggested_solvers"] = serialise.results(engine(), found, "achievement", viewer())
+    found = svc().stored_matches(view.demand, k=5, viewer=viewer())
+    out["suggested_solvers"] = serialise.results(found, "achievement", viewer())
     return out
 
 
@@ -354,4 +342,4 @@ def calls_grade(call_id: int, submission_id: int):
                tags=["broker"], security=AUTH, operation_id="stats")
 def platform_stats():
     """平台统计 / match funnel, conversion and time to sign per industry chain, supply gaps, TRLs, failures."""
-    return stats.compute(svc())
+    return stats.compute(svc(), viewer())

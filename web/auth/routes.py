@@ -8,8 +8,8 @@ from flask_login import current_user, login_user, logout_user
 
 from matcher.models import Role
 from web import limiter
-from web.auth import accounts
 from web.auth.forms import LoginForm, LogoutForm
+from web.extensions import directory
 from web.main.routes import safe_next
 from web.security import PortalUser
 
@@ -38,7 +38,7 @@ def login():
         return redirect(target)
     status = 200
     if form.validate_on_submit():
-        user = accounts.authenticate(form.username.data, form.password.data)
+        user = directory().authenticate(form.username.data, form.password.data)
         if user is not None:
             login_user(PortalUser(user), remember=form.remember.data)
             flash(_("欢迎, %(name)s", name=user.display_name or user.username), "success")

@@ -128,9 +128,8 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def portal_globals():
-        from flask_login import current_user
-
-        from web.main.access import can_create
+        from matcher.records import Records
+        from web.security import current_viewer
 
         current = lang()
         return {
@@ -140,5 +139,5 @@ def init_app(app: Flask) -> None:
             "language_url": language_url,
             "url_with": url_with,
             "enums": ENUMS,
-            "can_create": lambda side: can_create(current_user, side),
+            "can_create": lambda side: Records.can_create(current_viewer(), side),
         }

@@ -33,6 +33,7 @@ from wtforms.validators import (
 )
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from matcher.errors import field_errors
 from matcher.models import (
     TEXT_MAX,
     TITLE_MAX,
@@ -138,7 +139,7 @@ class RecordForm(FlaskForm):
         try:
             return model.model_validate({**self.record_data(), **extra})
         except PydanticError as exc:
-            self.domain_errors(pydantic_messages(exc))
+            self.domain_errors(field_errors(exc))
             return None
 
 
@@ -178,6 +179,8 @@ class AchievementForm(RecordForm):
     transfer_modes = MultiCheckboxField(_l("可接受的转化方式"))
     asking_price_wan = _money(_l("转让报价"))
     team = _text(_l("研发团队"), 200)
+    filing_date = DateField(_l("申请日"), validators=[Optional()], description=_l("专利填写"))
+    publication_date = DateField(_l("公开日"), validators=[Optional()], description=_l("专利填写"))
     status = SelectField(_l("状态"))
 
     def set_choices(self, current: str) -> None:
@@ -274,32 +277,3 @@ def apply_errors(form, errors: dict[str, str]) -> None:
             field.errors = [*field.errors, bilingual(message)]
         else:
             form.form_errors.append(bilingual(message))
-
-def pydantic_messages(exc: PydanticError) -> dict[str, str]:
-    """Pydantic's errors as bilingual ``{field: message}`` a person understands."""
-    out: dict[str, str] = {}
-    for err in exc.errors():
-        loc = [str(p) for p in err.get("loc", ()) if not isinstance(p, int)]
-        name = loc[0] if loc else "_"
-        ctx = err.get("ctx") or {}
-        kind = err.get("type", "")
-        if kind == "string_too_long":
-            msg = f"最多 {ctx.get('max_length')} 个字符 / at most {ctx.get('max_length')} characters"
-        elif kind == "string_too_short":
-            msg = f"至少 {ctx.get('min_length')} 个字符 / at least {ctx.get('min_length')} characters"
-        elif kind in ("greater_than_equal", "greater_than"):
-            msg = f"不能小于 {ctx.get('ge', ctx.get('gt'))} / must be at least {ctx.get('ge', ctx.get('gt'))}"
-        elif kind in ("less_than_equal", "less_than"):
-            msg = f"不能大于 {ctx.get('le', ctx.get('lt'))} / must be at most {ctx.get('le', ctx.get('lt'))}"
-        elif kind == "enum":
-            msg = "请从列表中选择 / choose one of the listed values"
-        elif kind == "missing":
-            msg = "此项为必填项 / this field is required"
-        elif kind == "value_error" and " / " in str(ctx.get("error", "")):
-            msg = str(ctx["error"])
-        elif name.endswith("email"):
-            msg = "请输入有效的电子邮箱地址 / enter a valid e-mail address"
-        else:
-            msg = "格式不正确 / invalid value"
-        out.setdefault(name, msg)
-    return out

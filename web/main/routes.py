@@ -1,7 +1,9 @@
 """Public portal pages: home, record lists and details with their matches, forms, search.
 
 Demands and achievements are served by the same views, each registered once
-per side; the :class:`Area` says what differs.
+per side; what differs between the sides is :mod:`matcher.sides`' business, and
+an :class:`Area` only adds the side's URLs.  Who may create, edit and see what
+is the core's one rule (:mod:`matcher.visibility`, :class:`matcher.records.Records`).
 """
 
 from __future__ import annotations
@@ -12,23 +14,13 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from flask_login import current_user, login_required
+from flask_login import login_required
 
 from matcher.errors import ValidationFailed
-from matcher.models import (
-    AchievementCreate,
-    AchievementStatus,
-    AchievementUpdate,
-    DemandCreate,
-    DemandStatus,
-    DemandUpdate,
-    OrgKind,
-    Side,
-)
-from matcher.service import Filters
-from web.auth import accounts
-from web.extensions import matcher
-from web.main.access import can_create, can_edit, can_see_contacts
+from matcher.models import Side
+from matcher.retrieval import Filters
+from matcher.sides import SIDES, SideSpec
+from web.extensions import directory, matcher
 from web.main.forms import FORMS, JIANGXI_CITIES, FilterForm, SearchForm
 from web.security import current_viewer
 
@@ -41,17 +33,18 @@ SEARCH_RESULTS = 10  # per side
 
 @dataclass(frozen=True)
 class Area:
-    side: Side
-    slug: str  # "demands": URL prefix and endpoint stem
-    noun: str  # "demand": singular endpoint stem
-    create_model: type
-    update_model: type
-    org_kinds: tuple[str, ...]  # organisations a broker may post for
+    """A side as the portal routes it: ``/demands``, ``/demands/<id>``, ..."""
+
+    spec: SideSpec
+
+    @property
+    def side(self) -> Side:
+        return self.spec.side
 
     def endpoint(self, action: str) -> str:
-        return {"list": f"main.{self.slug}", "detail": f"main.{self.noun}",
-                "new": f"main.new_{self.noun}", "edit": f"main.edit_{self.noun}",
-                "delete": f"main.delete_{self.noun}"}[action]
+        noun, slug = self.spec.name, self.spec.plural
+        return {"list": f"main.{slug}", "detail": f"main.{noun}", "new": f"main.new_{noun}",
+                "edit": f"main.edit_{noun}", "delete": f"main.delete_{noun}"}[action]
 
     def url(self, action: str, **values) -> str:
         return url_for(self.endpoint(action), **values)
@@ -61,12 +54,7 @@ class Area:
         return AREAS[self.side.other]
 
 
-AREAS = {
-    Side.demand: Area(Side.demand, "demands", "demand", DemandCreate, DemandUpdate,
-                      (OrgKind.enterprise.value,)),
-    Side.achievement: Area(Side.achievement, "achievements", "achievement", AchievementCreate,
-                           AchievementUpdate, (OrgKind.university.value, OrgKind.institute.value)),
-}
+AREAS = {side: Area(s) for side, s in SIDES.items()}
 
 
 @bp.app_context_processor
@@ -83,15 +71,14 @@ def index():
     latest_achievements, achievement_total = svc.list_records(Side.achievement, viewer=viewer, per_page=6)
     figures = {
         "demands": demand_total,
-        "open_demands": svc.list_records(Side.demand, viewer=viewer, per_page=1,
-                                         filters=Filters(status=DemandStatus.open.value))[1],
+        "open_demands": svc.count(Side.demand, viewer=viewer,
+                                  filters=Filters(status=SIDES[Side.demand].active_status)),
         "achievements": achievement_total,
-        "available_achievements": svc.list_records(
-            Side.achievement, viewer=viewer, per_page=1,
-            filters=Filters(status=AchievementStatus.available.value))[1],
-        "organisations": accounts.count_organisations(),
+        "available_achievements": svc.count(Side.achievement, viewer=viewer,
+                                            filters=Filters(status=SIDES[Side.achievement].active_status)),
+        "organisations": directory().count_organisations(),
     }
-    orgs = accounts.organisation_names(r.organisation_id for r in [*latest_demands, *latest_achievements])
+    orgs = directory().organisation_names(r.organisation_id for r in [*latest_demands, *latest_achievements])
     return render_template("main/index.html", figures=figures, latest_demands=latest_demands,
                            latest_achievements=latest_achievements, orgs=orgs, search=SearchForm())
 
@@ -125,24 +112,24 @@ def search():
                                            explain=True)
         else:
             status = 400
-    orgs = accounts.organisation_names(m.record.organisation_id for ms in results.values() for m in ms)
+    orgs = directory().organisation_names(m.record.organisation_id for ms in results.values() for m in ms)
     return render_template("main/search.html", form=form, results=results, orgs=orgs), status
 
 
 # --- records ---------------------------------------------------------------------------------
 
 def list_view(side: Side):
-    area = AREAS[side]
+    area, viewer = AREAS[side], current_viewer()
     form = FilterForm(side, formdata=request.args)
     filters = Filters(**form.cleaned())
-    mine = bool(form.mine.data and current_user.is_authenticated and current_user.organisation_id)
+    mine = bool(form.mine.data and viewer.organisation_id)
     if mine:
-        filters.organisation_id = current_user.organisation_id
+        filters.organisation_id = viewer.organisation_id
     page = max(1, request.args.get("page", 1, type=int))
-    records, total = matcher().list_records(side, viewer=current_viewer(), filters=filters, page=page,
+    records, total = matcher().list_records(side, viewer=viewer, filters=filters, page=page,
                                             per_page=PER_PAGE)
     pages = max(1, ceil(total / PER_PAGE))
-    orgs = accounts.organisation_names(r.organisation_id for r in records)
+    orgs = directory().organisation_names(r.organisation_id for r in records)
     return render_template("records/list.html", area=area, form=form, records=records, total=total,
                            page=page, pages=pages, orgs=orgs, mine=mine, cities=JIANGXI_CITIES)
 
@@ -150,30 +137,28 @@ def list_view(side: Side):
 def detail_view(side: Side, record_id: int):
     area, svc, viewer = AREAS[side], matcher(), current_viewer()
     record = svc.get(side, record_id, viewer)
-    match = svc.match_demand if side is Side.demand else svc.match_achievement
-    matches = match(record_id, MATCHES, viewer=viewer)
-    orgs = accounts.organisation_names([record.organisation_id, *(m.record.organisation_id for m in matches)])
-    show_contacts = side is Side.demand and can_see_contacts(viewer, record)
+    matches = svc.match(side, record_id, k=MATCHES, viewer=viewer)
+    orgs = directory().organisation_names([record.organisation_id, *(m.record.organisation_id for m in matches)])
+    show_contacts = area.spec.confidential and viewer.sees_contacts_of(record.organisation_id)
+    editable = viewer.user_id is not None and viewer.owns(record) and record.deleted_at is None
     return render_template("records/detail.html", area=area, record=record, matches=matches,
                            any_good=any(m.good for m in matches), orgs=orgs,
-                           show_contacts=show_contacts, editable=can_edit(current_user, record))
+                           show_contacts=show_contacts, editable=editable)
 
 
 @login_required
 def create_view(side: Side):
-    area = AREAS[side]
-    if not can_create(current_user, side):
+    area, svc, viewer = AREAS[side], matcher(), current_viewer()
+    if not svc.records.can_create(viewer, side):
         abort(403)
-    brokered = current_user.has_role("broker")
-    form = FORMS[side](organisations=accounts.organisations(area.org_kinds) if brokered else None)
+    brokered = viewer.is_broker
+    form = FORMS[side](organisations=directory().organisations(area.spec.org_kinds) if brokered else None)
     if form.validate_on_submit():
-        org_id = form.organisation_id.data if brokered else current_user.organisation_id
-        data = form.validate_model(area.create_model, organisation_id=org_id)
+        org_id = form.organisation_id.data if brokered else viewer.organisation_id
+        data = form.validate_model(area.spec.create, organisation_id=org_id)
         if data is not None:
-            svc = matcher()
-            create = svc.create_demand if side is Side.demand else svc.create_achievement
             try:
-                record = create(data=data)
+                record = svc.create(side, data)
             except ValidationFailed as exc:
                 form.domain_errors(exc.errors)
             else:
@@ -186,18 +171,15 @@ def create_view(side: Side):
 @login_required
 def edit_view(side: Side, record_id: int):
     area, svc = AREAS[side], matcher()
-    record = svc.get(side, record_id, current_viewer())
-    if not can_edit(current_user, record):
-        abort(403)
+    record = svc.records.editable(side, record_id, current_viewer())
     form = FORMS[side](obj=None if request.method == "POST" else record, editing=True)
     if request.method == "GET" and hasattr(form, "process_record"):
         form.process_record(record)
     if form.validate_on_submit():
-        data = form.validate_model(area.update_model)
+        data = form.validate_model(area.spec.update)
         if data is not None:
-            update = svc.update_demand if side is Side.demand else svc.update_achievement
             try:
-                record = update(record_id, data=data)
+                record = svc.update(side, record_id, data)
             except ValidationFailed as exc:
                 form.domain_errors(exc.errors)
             else:
@@ -210,14 +192,12 @@ def edit_view(side: Side, record_id: int):
 @login_required
 def delete_view(side: Side, record_id: int):
     area, svc = AREAS[side], matcher()
-    record = svc.get(side, record_id, current_viewer())
-    if not can_edit(current_user, record):
-        abort(403)
+    record = svc.records.editable(side, record_id, current_viewer())
     if request.method == "POST":
         svc.delete(side, record_id)
         flash(_("已删除: %(title)s", title=record.title), "success")
         return redirect(area.url("list"))
-    orgs = accounts.organisation_names([record.organisation_id])
+    orgs = directory().organisation_names([record.organisation_id])
     return render_template("records/delete.html", area=area, record=record, orgs=orgs)
 
 
@@ -226,13 +206,13 @@ def _has_errors(form) -> bool:
 
 
 for _area in AREAS.values():
-    _side = {"side": _area.side}
-    bp.add_url_rule(f"/{_area.slug}", _area.endpoint("list")[5:], list_view, defaults=_side)
-    bp.add_url_rule(f"/{_area.slug}/new", _area.endpoint("new")[5:], create_view, defaults=_side,
+    _side, _slug = {"side": _area.side}, _area.spec.plural
+    bp.add_url_rule(f"/{_slug}", _area.endpoint("list")[5:], list_view, defaults=_side)
+    bp.add_url_rule(f"/{_slug}/new", _area.endpoint("new")[5:], create_view, defaults=_side,
                     methods=["GET", "POST"])
-    bp.add_url_rule(f"/{_area.slug}/<int:record_id>", _area.endpoint("detail")[5:], detail_view,
+    bp.add_url_rule(f"/{_slug}/<int:record_id>", _area.endpoint("detail")[5:], detail_view,
                     defaults=_side)
-    bp.add_url_rule(f"/{_area.slug}/<int:record_id>/edit", _area.endpoint("edit")[5:], edit_view,
+    bp.add_url_rule(f"/{_slug}/<int:record_id>/edit", _area.endpoint("edit")[5:], edit_view,
                     defaults=_side, methods=["GET", "POST"])
-    bp.add_url_rule(f"/{_area.slug}/<int:record_id>/delete", _area.endpoint("delete")[5:], delete_view,
+    bp.add_url_rule(f"/{_slug}/<int:record_id>/delete", _area.endpoint("delete")[5:], delete_view,
                     defaults=_side, methods=["GET", "POST"])

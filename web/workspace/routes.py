@@ -15,10 +15,9 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from pydantic import ValidationError as PydanticError
-from sqlmodel import Session, select
 
 from matcher import alerts, calls, failures, stats, workflow
-from matcher.errors import Conflict, Forbidden, ValidationFailed
+from matcher.errors import Conflict, Forbidden, ValidationFailed, field_errors
 from matcher.models import (
     CallVerdict,
     Demand,
@@ -34,11 +33,10 @@ from matcher.models import (
     SubmissionCreate,
     SubmissionGrade,
 )
-from matcher.service import Filters
-from web.auth import accounts
-from web.extensions import engine, matcher
+from matcher.retrieval import Filters
+from web.extensions import directory, engine, matcher
 from web.main.filters import bilingual, lang
-from web.main.forms import apply_errors, pydantic_messages
+from web.main.forms import apply_errors
 from web.main.routes import safe_next
 from web.security import current_viewer, login_manager
 from web.workspace.forms import CallForm, EmptyForm, GradeForm, RecommendForm, SubmissionForm, TransitionForm
@@ -87,7 +85,7 @@ def _model(form, model, data: dict[str, Any]):
     try:
         return model.model_validate(data)
     except PydanticError as exc:
-        apply_errors(form, pydantic_messages(exc))
+        apply_errors(form, field_errors(exc))
         return None
 
 
@@ -121,13 +119,7 @@ def record_pairs(record, side: Side, matches) -> dict[int, dict[str, Any]]:
     pairs = {m.record.id: ((record.id, m.record.id) if side is Side.demand else (m.record.id, record.id))
              for m in matches}
     warned = failures.warnings_for(engine(), matcher().encoder.model_id, list(pairs.values()), viewer)
-    live: dict[tuple[int, int], int] = {}
-    if viewer.is_broker:
-        keys = [f"{d}:{a}" for d, a in pairs.values()]
-        with Session(engine()) as session:
-            for mid, d, a in session.exec(select(Match.id, Match.demand_id, Match.achievement_id)
-                                          .where(Match.open_pair.in_(keys))).all():
-                live[(d, a)] = mid
+    live = workflow.live_matches(engine(), list(pairs.values())) if viewer.is_broker else {}
     return {rid: {"demand_id": pair[0], "achievement_id": pair[1], "warnings": warned.get(pair, []),
                   "live_match": live.get(pair)} for rid, pair in pairs.items()}
 
@@ -178,7 +170,7 @@ def matches():
     if state not in {s.value for s in MatchState}:
         state = None
     rows = workflow.list_matches(engine(), current_viewer(), state=state, limit=200)
-    orgs = accounts.organisation_names(r.organisation_id for _, p in rows
+    orgs = directory().organisation_names(r.organisation_id for _, p in rows
                                        for r in (p.demand, p.achievement) if r is not None)
     return render_template("workspace/matches.html", rows=rows, orgs=orgs, state=state)
 
@@ -187,7 +179,7 @@ def _actions(m: Match, p: workflow.Parties) -> dict[str, bool]:
     """What the current user may do with the match (the buttons shown)."""
     viewer = current_viewer()
     out = {"interested": False, "declined": False, "negotiating": False, "signed": False, "failed": False}
-    side = workflow._answering_side(viewer, p)  # the domain's own rule
+    side = workflow.answering_side(viewer, p)  # the domain's own rule
     if side is not None:
         answer = getattr(m, f"{side}_answer")
         out["interested"] = m.state == S.recommended.value and answer is None
@@ -204,8 +196,8 @@ def _actions(m: Match, p: workflow.Parties) -> dict[str, bool]:
 def _match_page(match_id: int, form: TransitionForm | None = None, status: int = 200, open_form: str = ""):
     viewer = current_viewer()
     m, p, events = workflow.get_match(engine(), match_id, viewer)
-    users = workflow.usernames(engine(), [*(e.user_id for e in events), m.broker_id])
-    orgs = accounts.organisation_names(r.organisation_id for r in (p.demand, p.achievement) if r is not None)
+    users = directory().usernames([*(e.user_id for e in events), m.broker_id])
+    orgs = directory().organisation_names(r.organisation_id for r in (p.demand, p.achievement) if r is not None)
     pair = (m.demand_id, m.achievement_id)
     warnings = [w for w in failures.warnings_for(engine(), matcher().encoder.model_id, [pair], viewer)[pair]
                 if w["match_id"] != m.id]
@@ -258,7 +250,7 @@ def queue():
                                    [(c.demand.id, c.achievement.id) for c in found], current_viewer())
     mine = workflow.with_parties(engine(), workflow.my_matches(engine(), current_user.id)[:QUEUE_LIMIT])
     stale = workflow.with_parties(engine(), workflow.stale_matches(engine(), days=days)[:QUEUE_LIMIT])
-    orgs = accounts.organisation_names(
+    orgs = directory().organisation_names(
         [r.organisation_id for c in found for r in (c.demand, c.achievement)]
         + [r.organisation_id for _, p in mine + stale for r in (p.demand, p.achievement) if r is not None])
     return render_template("workspace/queue.html", found=found, warned=warned, mine=mine, stale=stale,
@@ -273,7 +265,7 @@ def failure_library():
     if reason not in {r.value for r in FailureReason}:
         reason = None
     found = failures.search_failures(engine(), current_viewer(), q, reason=reason, limit=100)
-    orgs = accounts.organisation_names(r.organisation_id for f in found
+    orgs = directory().organisation_names(r.organisation_id for f in found
                                        for r in (f.demand, f.achievement) if r is not None)
     return render_template("workspace/failures.html", found=found, q=q, reason=reason, orgs=orgs,
                            reasons=FailureReason.choices(lang()))
@@ -304,7 +296,7 @@ def notification_read(notification_id: int):
 
 def _call_orgs(views) -> tuple[dict[int, str], dict[int, Any]]:
     achievements = calls.achievements_of(engine(), {s.achievement_id for v in views for s in v.submissions})
-    orgs = accounts.organisation_names([*(v.demand.organisation_id for v in views),
+    orgs = directory().organisation_names([*(v.demand.organisation_id for v in views),
                                         *(s.organisation_id for v in views for s in v.submissions)])
     return orgs, achievements
 
@@ -331,8 +323,8 @@ def _call_page(call_id: int, *, submission: SubmissionForm | None = None, grades
     viewer = current_viewer()
     view = calls.get_call(engine(), call_id, viewer)
     orgs, achievements = _call_orgs([view])
-    solvers = matcher().match_record(view.demand, k=5, viewer=viewer)
-    orgs.update(accounts.organisation_names(r.record.organisation_id for r in solvers))
+    solvers = matcher().stored_matches(view.demand, k=5, viewer=viewer)
+    orgs.update(directory().organisation_names(r.record.organisation_id for r in solvers))
     own = _own_achievements()
     if submission is None and own:
         submission = SubmissionForm()
@@ -460,5 +452,5 @@ def chart_data(figures: dict[str, Any]) -> dict[str, Any]:
 @bp.get("/stats")
 @roles(BROKER, ADMIN)
 def platform_stats():
-    figures = stats.compute(matcher())
+    figures = stats.compute(matcher(), current_viewer())
     return render_template("workspace/stats.html", figures=figures, charts=chart_data(figures))
