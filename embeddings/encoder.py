@@ -198,7 +198,7 @@ class SentenceTransformerEncoder:
             return np.zeros((0, self.dim), dtype=np.float32)
         # sentence-transformers sorts one call's texts by length before batching, so
         # padding stays small: callers pass whole batches (all passages of many
-        # records in one call, as MatcherService._encode_passages does).
+        # records in one call, as matcher.sideindex.SideIndex.encode does).
         vectors = self.model.encode(
             list(texts),
             prompt=self.prompt(kind),

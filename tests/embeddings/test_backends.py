@@ -125,6 +125,7 @@ def _encode(model, texts):
     return model.encode(texts, prompt="passage: ", normalize_embeddings=True, convert_to_numpy=True)
 
 
+@pytest.mark.slow
 def test_export_is_built_atomically_and_checked(onnx_export):
     folder, model = onnx_export
     assert (folder / "model.onnx").exists()
@@ -135,6 +136,7 @@ def test_export_is_built_atomically_and_checked(onnx_export):
     assert type(model[0].auto_model).__name__ == "RuntimeNetwork", "the torch network was swapped out"
 
 
+@pytest.mark.slow
 def test_second_encoder_reuses_the_export(onnx_export, torch_model):
     folder, first = onnx_export
     before = (folder / "model.onnx").stat().st_mtime_ns
@@ -149,6 +151,7 @@ def test_second_encoder_reuses_the_export(onnx_export, torch_model):
     np.testing.assert_allclose(_encode(second, REAL_TEXTS[:2]), _encode(first, REAL_TEXTS[:2]), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_half_written_temporary_folder_is_ignored(tmp_path, torch_model, onnx_export):
     exported, _ = onnx_export
     folder = tmp_path / "bundled-multilingual-e5-small@onnx"
@@ -169,6 +172,7 @@ def test_half_written_temporary_folder_is_ignored(tmp_path, torch_model, onnx_ex
     assert (crashed / "model.onnx").read_bytes() == b"half a file", "never read, never trusted"
 
 
+@pytest.mark.slow
 def test_export_that_disagrees_with_torch_is_not_kept(tmp_path, torch_model, onnx_export):
     exported, _ = onnx_export
     folder = tmp_path / "m@onnx"
@@ -182,6 +186,7 @@ def test_export_that_disagrees_with_torch_is_not_kept(tmp_path, torch_model, onn
     assert list(tmp_path.iterdir()) == [], "nothing half-written is left"
 
 
+@pytest.mark.slow
 def test_failed_export_is_a_clear_error_and_leaves_nothing(tmp_path, torch_model):
     def broken(model, out):
         (out / "model.onnx").write_bytes(b"partial")
