@@ -21,6 +21,8 @@ from matcher.models import (
     AchievementCreate,
     AchievementKind,
     AchievementStatus,
+    DemandCreate,
+    DemandStatus,
     IndustryChain,
     Maturity,
     Organisation,
@@ -142,6 +144,47 @@ def run_queries(service: MatcherService, id_map: dict[int, str], queries: list[Q
         run[q.qid] = {id_map[r.record.id]: float(len(results) - i)
                       for i, r in enumerate(results)}
     return run
+
+
+def store_agreement(service: MatcherService, queries: list[Query], k: int = 10,
+                    progress: bool = True) -> dict[str, float]:
+    """Store the queries as demands, let the stored match graph list them, and compare each
+    stored top ``k`` with the live ranker's (on a copy of the workspace: it is left as it was).
+
+    Returns:
+        ``demands``: how many were compared; ``same_top``: the share whose stored top k equals
+        the live top k, in order; ``same_set``: the share with the same k records.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="techmatch-storecheck-"))
+    source = Path(str(service.engine.url.database)).parent
+    try:
+        with service.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        shutil.copy2(source / "techmatch.sqlite3", folder / "techmatch.sqlite3")
+        engine = make_engine(sqlite_url(folder))
+        copy = MatcherService(engine, service.encoder, None, settings=replace(service.settings))
+        from sqlmodel import Session, select
+
+        with Session(engine) as session:
+            org = session.exec(select(Organisation.id)).first()
+        items = [DemandCreate.model_construct(
+            organisation_id=org, title=q.title.strip(), description=q.text.strip(),
+            industry_chain=IndustryChain.frontier, technical_field="", region="", budget_wan=None,
+            deadline=None, cooperation_modes=[], required_trl=1, status=DemandStatus.open, confidential=False,
+            contact_name="", contact_phone="", contact_email="", external_id=None) for q in queries]
+        ids = copy.bulk_create(Side.demand, items, progress=progress)
+        same_top = same_set = 0
+        for rid in ids:
+            record = copy.records.get(Side.demand, rid)
+            stored = [r.record.id for r in copy.store.read(record, k=k, explain=False) or []]
+            live = [r.record.id for r in copy.match_record(record, k=k, explain=False)]
+            same_top += stored == live
+            same_set += set(stored) == set(live)
+        engine.dispose()
+        n = max(len(ids), 1)
+        return {"demands": len(ids), "same_top": same_top / n, "same_set": same_set / n}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def metrics(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]]) -> dict[str, float]:

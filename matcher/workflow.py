@@ -92,12 +92,13 @@ def parties(session: Session, match: Match) -> Parties:
 def can_see(viewer: Viewer, p: Parties) -> bool:
     """Brokers see every match; admins the non-confidential ones; organisations their own.
 
-    A match on a confidential demand (or on a demand that no longer exists, whose
-    confidentiality is unknown) is seen only by brokers and the demand's organisation.
+    A match on a demand the viewer may not see (confidential, or deleted since) is seen
+    only by brokers (and, for a confidential one, the demand's organisation): the one
+    visibility rule decides.
     """
     if viewer.is_broker:
         return True
-    if p.demand is None:
+    if p.demand is None or not viewer.can_see(p.demand):
         return False
     if p.demand.confidential:
         return viewer.organisation_id is not None and viewer.organisation_id == p.demand.organisation_id

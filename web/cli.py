@@ -190,8 +190,10 @@ def serve(host, port, threads):
 @click.option("--workspace", type=click.Path(file_okay=False, path_type=Path),
               help="keep the encoded corpus here and reuse it next time")
 @click.option("--ablation", is_flag=True, help="print an ablation table (needs --qrels)")
+@click.option("--check-store", is_flag=True,
+              help="also store the queries as demands and compare the stored top 10 with the live ranker")
 @with_appcontext
-def eval_cmd(corpus, queries, qrels, run_out, k, judged_only, workspace, ablation):
+def eval_cmd(corpus, queries, qrels, run_out, k, judged_only, workspace, ablation, check_store):
     """Evaluate the matching pipeline on BEIR-format data; write a TREC run file."""
     from dataclasses import replace
 
@@ -211,6 +213,10 @@ def eval_cmd(corpus, queries, qrels, run_out, k, judged_only, workspace, ablatio
         if qrels_map is not None:
             m = ev.metrics(qrels_map, run)
             click.echo("  ".join(f"{name}={value:.4f}" for name, value in m.items()))
+        if check_store:
+            agreement = ev.store_agreement(ws, qs)
+            click.echo(f"stored vs live top 10: {agreement['demands']} demands, same order "
+                       f"{agreement['same_top']:.4f}, same set {agreement['same_set']:.4f}")
         if ablation:
             click.echo("\n| configuration | " + " | ".join(ev.METRIC_NAMES) + " |")
             click.echo("|---|" + "---|" * len(ev.METRIC_NAMES))

@@ -310,3 +310,37 @@ def test_openapi_documents_the_workspace(client):
     assert "warnings" in schemas["AchievementResult"]["properties"]
     patch = doc["paths"]["/api/v1/matches/{match_id}"]["patch"]["responses"]
     assert {"403", "404", "409", "422"} <= set(patch)
+
+
+def test_deleted_ids_are_never_handed_out_again(app, world, client, tokens):
+    """Issue 11, finding 1: a broker's demand for another organisation, a match on it with a
+    private note, the demand deleted; the next demand of another organisation must not get the
+    same id, nor inherit the match, its note, audit trail or open call."""
+    created = api(client, tokens, "broker", "POST", "/demands", {
+        "organisation_id": world.rival, "title": "经纪人代发的需求", "industry_chain": "nonferrous",
+        "description": "代竞争企业发布: 铜合金带材抗拉强度提升到600MPa, 导电率不低于65%IACS。"})
+    assert created.status_code == 201, created.json
+    old_id = created.json["id"]
+    match = api(client, tokens, "broker", "POST", "/matches", {
+        "demand_id": old_id, "achievement_id": world.achievement.id, "note": "私密备注: 报价底线 80 万"})
+    assert match.status_code == 201, match.json
+    assert api(client, tokens, "broker", "DELETE", f"/demands/{old_id}").status_code == 204
+    new = api(client, tokens, "ent", "POST", "/demands", {
+        "title": "企业自己的新需求", "industry_chain": "nonferrous",
+        "description": "引线框架冲压模具寿命提高, 毛刺控制在5微米以内, 寻求合作开发。"})
+    assert new.status_code == 201, new.json
+    assert new.json["id"] > old_id, "a deleted record's id is never given to another record"
+    # the enterprise sees neither the deleted demand nor the match on it, and cannot move it
+    assert api(client, tokens, "ent", "GET", f"/demands/{old_id}").status_code == 404
+    assert api(client, tokens, "ent", "GET", f"/matches/{match.json['id']}").status_code == 404
+    assert api(client, tokens, "ent", "PATCH", f"/matches/{match.json['id']}",
+               {"state": "interested"}).status_code == 404
+    # the broker still sees the match, its note and its record (kept for the audit trail)
+    kept = api(client, tokens, "broker", "GET", f"/matches/{match.json['id']}")
+    assert kept.status_code == 200 and kept.json["demand_id"] == old_id
+    assert "私密备注" in kept.json["note"]
+    with Session(app.extensions["techmatch.engine"]) as s:
+        from matcher.models import Demand
+
+        row = s.get(Demand, old_id)
+        assert row is not None and row.deleted_at is not None
