@@ -95,3 +95,27 @@ def test_model_change_reencodes_everything_and_never_mixes(tmp_path, encoder):
     assert svc2.state(Side.achievement).vectors.ntotal == 3
     # and back: the first model re-encodes again rather than trusting the other's vectors
     assert MatcherService(engine, encoder, tmp_path / "index").verify()["achievement"]["stale_vectors"] == 3
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "missing-manifest"])
+def test_damaged_index_file_is_rebuilt(tmp_path, encoder, damage):
+    """A saved index damaged on disk is never trusted: the side is rebuilt from the database."""
+    engine = make_engine(sqlite_url(tmp_path))
+    init_db(engine)
+    uni = make_org(engine, kind=OrgKind.university)
+    svc = MatcherService(engine, encoder, tmp_path / "index")
+    first = svc.create_achievement(data=achievement_data(uni))
+    path = tmp_path / "index" / "achievement.faiss"
+    assert path.exists()
+    if damage == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
+    elif damage == "garbage":
+        path.write_bytes(b"\x00not a faiss index" * 100)
+    else:
+        manifest_path(path).unlink()
+    fresh = MatcherService(engine, encoder, tmp_path / "index")
+    hits = fresh.search("高强高导铜合金", Side.achievement, k=1)  # the portal still answers
+    assert [h.record.id for h in hits] == [first.id]
+    report = fresh.verify()["achievement"]
+    assert report["index_records"] == report["db_records"] == 1
+    assert not fresh.verify()["achievement"]["rebuilt"], "after the rebuild the saved index is current"
